@@ -1,0 +1,37 @@
+"""One place for configuration: environment variables read by pydantic settings.
+
+The defaults make `make demo` work on a fresh machine: SQLite files and a local broker
+under SIJIL_HOME. Production changes URLs, not code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where Sijil keeps and finds things."""
+
+    model_config = SettingsConfigDict(env_prefix="SIJIL_", extra="ignore")
+
+    home: Path = Field(default=Path(".sijil"), description="local files: databases, broker")
+    database_url: str | None = Field(default=None, description="the event store's SQLAlchemy URL")
+    projections_url: str | None = Field(default=None, description="the read models' URL")
+    kafka_bootstrap: str = Field(default="127.0.0.1:19092", description="bootstrap servers")
+    events_topic: str = Field(default="sijil.events.v1")
+    ingest_batch_size: int = Field(default=500, ge=1, description="requests a transaction")
+
+    def store_url(self) -> str:
+        """The event store's URL: an explicit setting, else a SQLite file under home."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'events.sqlite').resolve()}"
+
+    def read_models_url(self) -> str:
+        """The projections' URL: an explicit setting, else a SQLite file beside the store."""
+        if self.projections_url:
+            return self.projections_url
+        return f"sqlite:///{(self.home / 'projections.sqlite').resolve()}"

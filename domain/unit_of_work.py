@@ -1,0 +1,88 @@
+"""A unit of work over the event store: aggregates loaded once, events saved together.
+
+Ingest decides many requests against the same in-memory aggregates and saves them in
+one transaction; since each decision sees exactly the state that the previous ones
+left, the outcome equals deciding and saving one request at a time.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from domain.streams import Stream
+
+S = TypeVar("S", bound=Stream)
+
+
+class EventStore(Protocol):
+    def load(self, stream_id: UUID) -> Stream | None: ...
+
+    def commit(self, events: list[Stream.Event], aggregates: list[Stream]) -> None: ...
+
+
+class UnitOfWork:
+    def __init__(self, store: EventStore, clock: Callable[[], datetime],
+                 cache_size: int = 100_000) -> None:
+        self.store = store
+        self.clock = clock
+        self.cache_size = cache_size
+        self.cache: OrderedDict[UUID, Stream | None] = OrderedDict()
+        self.pending: list[Stream.Event] = []
+        self.touched: dict[UUID, Stream] = {}
+
+    def get(self, kind: type[S], stream_id: UUID) -> S | None:
+        if stream_id in self.cache:
+            self.cache.move_to_end(stream_id)
+            found = self.cache[stream_id]
+        else:
+            found = self.store.load(stream_id)
+            self._remember(stream_id, found)
+        if found is not None and not isinstance(found, kind):
+            raise TypeError(f"stream {stream_id} holds a {type(found).__name__}")
+        return found
+
+    def open(self, kind: type[S], stream_id: UUID, envelope: dict[str, Any]) -> S:
+        aggregate: S = kind.open(stream_id, envelope, self.clock())
+        self._take_pending(aggregate)
+        self._remember(stream_id, aggregate)
+        return aggregate
+
+    def append(self, aggregate: Stream, envelope: dict[str, Any]) -> Stream.Event:
+        aggregate.append(envelope, self.clock())
+        return self._take_pending(aggregate)
+
+    def commit(self) -> None:
+        if self.pending:
+            try:
+                self.store.commit(self.pending, list(self.touched.values()))
+            except Exception:
+                self.forget_touched()
+                raise
+        self.pending = []
+        self.touched = {}
+
+    def forget_touched(self) -> None:
+        """Drop aggregates whose events did not reach the store: reload them next time."""
+        for stream_id in self.touched:
+            self.cache.pop(stream_id, None)
+        self.pending = []
+        self.touched = {}
+
+    def _take_pending(self, aggregate: Stream) -> Stream.Event:
+        taken = aggregate.collect_events()
+        self.pending.extend(taken)  # type: ignore[arg-type]
+        self.touched[aggregate.id] = aggregate
+        return taken[-1]  # type: ignore[return-value]
+
+    def _remember(self, stream_id: UUID, aggregate: Stream | None) -> None:
+        self.cache[stream_id] = aggregate
+        self.cache.move_to_end(stream_id)
+        while len(self.cache) > self.cache_size:
+            oldest, _ = next(iter(self.cache.items()))
+            if oldest in self.touched:
+                break
+            self.cache.popitem(last=False)
