@@ -7,9 +7,9 @@ password change by a thief locks the owner out — and shows on the record (seed
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar
 
-from domain.streams import Stream
+from domain.streams import Folds, Stream
 
 
 def _registered(a: Account, p: dict[str, Any], _: Stream.Event) -> None:
@@ -74,7 +74,7 @@ class Account(Stream):
             return "AUTH_DELEGATE_SERVICE"
         return None
 
-    FOLDS = {
+    FOLDS: ClassVar[Folds] = {
         "account.registered": _registered,
         "account.delegation_granted": _granted,
         "account.delegation_confirmed": _confirmed,
@@ -88,4 +88,4 @@ class Account(Stream):
 class Unattributed(Stream):
     """Refusals whose establishment and actor are both unknown: still on the record."""
 
-    FOLDS = {}
+    FOLDS: ClassVar[Folds] = {}

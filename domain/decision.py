@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from domain.account import Account
 from domain.context import iso
 from domain.establishment import Establishment
-from domain.identifiers import account_stream, establishment_stream, worker_stream
+from domain.identifiers import account_stream, establishment_stream, event_id, worker_stream
 from domain.nitaqat import Assessment, ThresholdTable, assess
 from domain.refusals import refuse
 from domain.requests import RequestBase
@@ -80,9 +80,10 @@ class Decision:
 
     # -- recording -----------------------------------------------------------------
     def envelope(self, event_type: str, payload: dict[str, Any],
-                 establishment_id: str | None) -> dict[str, Any]:
+                 establishment_id: str | None, stream: uuid.UUID,
+                 version: int) -> dict[str, Any]:
         return {
-            "event_id": str(uuid.uuid4()),
+            "event_id": event_id(stream, version),
             "event_type": event_type,
             "schema_version": SCHEMA_VERSION,
             "establishment_id": establishment_id,
@@ -94,14 +95,16 @@ class Decision:
     def record(self, aggregate: Stream, event_type: str, payload: dict[str, Any],
                establishment_id: str | None = None) -> Stream.Event:
         owner = establishment_id if establishment_id is not None else self._default_key()
-        event = self.uow.append(aggregate, self.envelope(event_type, payload, owner))
+        envelope = self.envelope(event_type, payload, owner, aggregate.id, aggregate.version + 1)
+        event = self.uow.append(aggregate, envelope)
         self.events.append(event)
         return event
 
     def open(self, kind: type[S], stream_id: uuid.UUID, event_type: str,
              payload: dict[str, Any], establishment_id: str | None = None) -> S:
         owner = establishment_id if establishment_id is not None else self._default_key()
-        aggregate = self.uow.open(kind, stream_id, self.envelope(event_type, payload, owner))
+        envelope = self.envelope(event_type, payload, owner, stream_id, 1)
+        aggregate = self.uow.open(kind, stream_id, envelope)
         self.events.append(self.uow.pending[-1])
         return aggregate
 

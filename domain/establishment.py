@@ -7,10 +7,10 @@ its workforce: each worker's own stream knows how it counts.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar
 
 from domain.nitaqat import Workforce, record_sample, week_of
-from domain.streams import Stream
+from domain.streams import Folds, Stream
 
 KEEP_WEEKS = 26
 
@@ -108,7 +108,7 @@ class Establishment(Stream):
         return Workforce(self.saudis, self.saudi_weight_milli, self.disabled_saudis,
                          self.expatriates)
 
-    FOLDS = {
+    FOLDS: ClassVar[Folds] = {
         "establishment.file_opened": _opened,
         "establishment.activity_changed": _activity,
         "establishment.branch_added": _branch,

@@ -96,3 +96,9 @@ def account_stream(account_id: str) -> uuid.UUID:
 def refusal_stream(account_id: str) -> uuid.UUID:
     """Where a refusal goes when neither its establishment nor its actor is known."""
     return uuid.uuid5(SIJIL_NAMESPACE, f"unattributed:{account_id}")
+
+
+def event_id(stream: uuid.UUID, version: int) -> str:
+    """An event's id: unique in the store because (stream, version) is, and the same
+    however the requests were batched, so two recordings of one history compare equal."""
+    return str(uuid.uuid5(SIJIL_NAMESPACE, f"event:{stream}:{version}"))

@@ -17,7 +17,9 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 
 from domain.account import Account, Unattributed
 from domain.decide import Outcome, decide
+from domain.envelope import contract_record
 from domain.establishment import Establishment
+from domain.integrity import ChainProblem, verify_chain
 from domain.nitaqat import ThresholdTable
 from domain.requests import RequestBase
 from domain.rules import Rules
@@ -54,7 +56,8 @@ class Ledger(Application):  # type: ignore[type-arg]
     # -- the EventStore port of domain.unit_of_work -----------------------------------
     def load(self, stream_id: UUID) -> Stream | None:
         try:
-            return self.repository.get(stream_id)  # type: ignore[no-any-return]
+            found: Stream = self.repository.get(stream_id)
+            return found
         except AggregateNotFoundError:
             return None
 
@@ -86,6 +89,18 @@ class Ledger(Application):  # type: ignore[type-arg]
         outcome = self.decide(uow, request)
         uow.commit()
         return outcome
+
+    def verify_stream(self, stream_id: UUID) -> list[ChainProblem]:
+        """Re-hash a stream from its raw stored records."""
+        decoded: list[tuple[int, dict[str, Any] | Exception]] = []
+        for stored in self.recorder.select_events(stream_id):
+            try:
+                event: Any = self.mapper.to_domain_event(stored)
+                record: dict[str, Any] | Exception = contract_record(event)
+            except Exception as error:  # a tampered record may fail in many ways
+                record = error
+            decoded.append((stored.originator_version, record))
+        return verify_chain(str(stream_id), decoded)
 
     def stream_events(self, stream_id: UUID) -> list[Stream.Event]:
         return list(self.events.get(stream_id))  # type: ignore[arg-type]

@@ -30,7 +30,7 @@ SizeCategory = Literal["micro", "small", "medium", "large", "giant"]
 
 
 def rank(band: str) -> int:
-    return BANDS.index(band)  # type: ignore[arg-type]
+    return BANDS.index(band)  # type: ignore[arg-type,unused-ignore]
 
 
 def at_least(band: str, floor: Band) -> bool:

@@ -269,12 +269,8 @@ class RequestBase(RequestContext):
 
 def _request_model(code: str, payload: type[Frozen]) -> type[RequestBase]:
     name = "".join(part.title() for part in code.replace(".", "_").split("_")) + "Request"
-    return create_model(  # type: ignore[call-overload, no-any-return]
-        name,
-        __base__=RequestBase,
-        service=(Literal[code], ...),  # type: ignore[valid-type]
-        payload=(payload, ...),
-    )
+    tag: Any = Literal[code]
+    return create_model(name, __base__=RequestBase, service=(tag, ...), payload=(payload, ...))
 
 
 REQUEST_MODELS: dict[str, type[RequestBase]] = {
@@ -285,8 +281,9 @@ Request: TypeAlias = RequestBase
 
 
 def _union_adapter() -> TypeAdapter[RequestBase]:
-    union = Union[tuple(REQUEST_MODELS.values())]  # type: ignore[valid-type]  # noqa: UP007
-    return TypeAdapter(Annotated[union, Field(discriminator="service")])
+    union: Any = Union[tuple(REQUEST_MODELS.values())]  # noqa: UP007
+    tagged: Any = Annotated[union, Field(discriminator="service")]
+    return TypeAdapter(tagged)
 
 
 _ADAPTER = _union_adapter()

@@ -19,6 +19,7 @@ from domain.chain import GENESIS, chain_hash
 from domain.context import iso
 
 SCHEMA_VERSION = 1
+Folds = dict[str, Callable[[Any, dict[str, Any], Any], None]]
 
 
 class Stream(Aggregate):
@@ -40,7 +41,7 @@ class Stream(Aggregate):
         pass
 
     # event_type -> how it changes the state; filled by each subclass.
-    FOLDS: ClassVar[dict[str, Callable[[Any, dict[str, Any], Any], None]]] = {}
+    FOLDS: ClassVar[Folds] = {}
 
     def __init__(self) -> None:
         self.head_hash = GENESIS

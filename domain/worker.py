@@ -7,9 +7,9 @@ worker between establishments without moving any history.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from domain.streams import Stream
+from domain.streams import Folds, Stream
 
 ACTIVE = "active"
 EXIT_REQUESTED = "final_exit_requested"
@@ -148,7 +148,7 @@ class Worker(Stream):
         filed = date.fromisoformat(self.absence["filed_on"])
         return "discontinued" if today < filed + timedelta(days=discontinued_days) else "absent"
 
-    FOLDS = {
+    FOLDS: ClassVar[Folds] = {
         "worker.joined": _joined,
         "worker.permit_issued": _permit,
         "worker.permit_renewed": _permit,
