@@ -41,6 +41,7 @@ class Decision:
         self.context = request.as_record()
         self.events: list[Stream.Event] = []
         self.establishments: dict[str, Establishment] = {}
+        self._assessments: dict[tuple[str, int], Assessment] = {}
 
     # -- loading -------------------------------------------------------------------
     def establishment(self, file_number: str | None = None) -> Establishment:
@@ -74,6 +75,12 @@ class Decision:
         return self.uow.get(Account, account_stream(account_id))
 
     def assessment(self, est: Establishment) -> Assessment:
+        key = (est.file_number, est.version)
+        if key not in self._assessments:
+            self._assessments[key] = self._assess(est)
+        return self._assessments[key]
+
+    def _assess(self, est: Establishment) -> Assessment:
         return assess(workforce=est.workforce, samples=est.samples, activity=est.activity,
                       day=self.today, owner_counts_as_saudi=est.owner_counts_as_saudi,
                       table=self.table, rules=self.rules)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator
 
-_TEN_DIGITS = re.compile(r"^\d{10}$")
-_FILE_NUMBER = re.compile(r"^[1-9]\d{0,2}-\d{1,7}$")
+_TEN_DIGITS = re.compile(r"^[0-9]{10}$")
+_FILE_NUMBER = re.compile(r"^[1-9][0-9]{0,2}-[0-9]{1,7}$")
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._@-]{0,63}$")
 
 IdKind = Literal["national_id", "iqama", "border_number"]
@@ -81,14 +82,17 @@ CommercialRegistration = Annotated[str, AfterValidator(_check_commercial_registr
 AccountId = Annotated[str, AfterValidator(_check_account_id)]
 
 
+@lru_cache(maxsize=200_000)
 def establishment_stream(file_number: str) -> uuid.UUID:
     return uuid.uuid5(SIJIL_NAMESPACE, f"establishment:{file_number}")
 
 
+@lru_cache(maxsize=200_000)
 def worker_stream(worker_id: str) -> uuid.UUID:
     return uuid.uuid5(SIJIL_NAMESPACE, f"worker:{worker_id}")
 
 
+@lru_cache(maxsize=200_000)
 def account_stream(account_id: str) -> uuid.UUID:
     return uuid.uuid5(SIJIL_NAMESPACE, f"account:{account_id}")
 

@@ -103,6 +103,7 @@ class ThresholdTable:
     def __init__(self, data: dict[str, Any]) -> None:
         self.illustrative = bool(data.get("illustrative", False))
         self.activities: dict[str, Any] = data["activities"]
+        self._cache: dict[tuple[str, int, int], dict[str, int]] = {}
 
     @classmethod
     def shipped(cls) -> ThresholdTable:
@@ -114,6 +115,12 @@ class ThresholdTable:
         return activity in self.activities
 
     def thresholds_bp(self, activity: str, year: int, headcount: int) -> dict[str, int]:
+        key = (activity, year, headcount)
+        if key not in self._cache:
+            self._cache[key] = self._thresholds_bp(activity, year, headcount)
+        return self._cache[key]
+
+    def _thresholds_bp(self, activity: str, year: int, headcount: int) -> dict[str, int]:
         years = self.activities[activity]["years"]
         chosen = str(min(max(int(y) for y in years), max(year, min(int(y) for y in years))))
         params = years[chosen]
@@ -144,15 +151,28 @@ def record_sample(samples: list[list[int]], week: int, percentage_bp: int,
 
 
 def average_bp(samples: list[list[int]], week: int, weeks: int) -> int:
-    """Mean of the last `weeks` weekly percentages, each week carrying the last sample."""
-    if not samples:
+    """Mean of the last `weeks` weekly percentages, each week carrying the last sample.
+
+    Weeks before the first sample (before the file was opened) are not counted.
+    """
+    first = week - weeks + 1
+    total = count = 0
+    current: int | None = None
+    cursor = first
+    for sample_week, value in samples:
+        if sample_week > week:
+            break
+        if sample_week > cursor and current is not None:
+            total += current * (sample_week - cursor)
+            count += sample_week - cursor
+        if sample_week >= cursor:
+            cursor = sample_week
+        current = value
+    if current is None:
         return 0
-    values = []
-    for w in range(week - weeks + 1, week + 1):
-        known = [s[1] for s in samples if s[0] <= w]
-        if known:
-            values.append(known[-1])
-    return sum(values) // len(values) if values else samples[-1][1]
+    total += current * (week + 1 - cursor)
+    count += week + 1 - cursor
+    return total // count
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,111 @@
+"""The event store's SQL, tuned: eventsourcing-sqlalchemy's recorders with their hot
+paths in SQLAlchemy Core instead of the ORM.
+
+Ingest loads every stream a request touches and saves thousands of events a second; the
+ORM's per-row unit of work cost about a millisecond a load. Same tables, same rows, same
+transaction and table lock as the library's recorders: only the statements differ. This
+is the only module of `domain/` that knows SQL, and the Ledger reaches it by topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
+from eventsourcing_sqlalchemy.recorders import (
+    SQLAlchemyAggregateRecorder,
+    SQLAlchemyApplicationRecorder,
+)
+from sqlalchemy import Table, insert
+from sqlalchemy.orm import Session
+
+
+class _CoreSelect:
+    """Stream reads on one autocommit driver connection with SQL rendered once.
+
+    Reads see committed rows only, which is all a loader needs: streams with pending
+    events are held in the unit of work and never reloaded before they are saved.
+    """
+
+    events_record_cls: Any
+    datastore: Any
+    _reader: Any = None
+    _sql: dict[tuple[bool, bool, bool, bool], str]
+
+    def _connection(self) -> Any:
+        if self._reader is None:
+            # Hold the pool's wrapper too: dropping it would hand this autocommit
+            # connection back to the pool, where a writer's transaction would get it.
+            self._pooled = self.datastore.engine.raw_connection()
+            driver = self._pooled.driver_connection
+            if self.datastore.engine.dialect.name == "sqlite":
+                driver.isolation_level = None
+                self._mark, self._id = "?", _uuid_bytes
+            else:
+                driver.autocommit = True
+                self._mark, self._id = "%s", _same
+            self._reader, self._sql = driver, {}
+        return self._reader
+
+    def _statement(self, gt: bool, lte: bool, desc: bool, limit: bool) -> str:
+        key = (gt, lte, desc, limit)
+        if key not in self._sql:
+            table: Table = self.events_record_cls.__table__
+            m = self._mark
+            sql = (f"SELECT originator_version, topic, state FROM {table.fullname} "
+                   f"WHERE originator_id = {m}")
+            sql += f" AND originator_version > {m}" if gt else ""
+            sql += f" AND originator_version <= {m}" if lte else ""
+            sql += " ORDER BY originator_version" + (" DESC" if desc else "")
+            sql += f" LIMIT {m}" if limit else ""
+            self._sql[key] = sql
+        return self._sql[key]
+
+    def select_events(self, originator_id: UUID | str, gt: int | None = None,
+                      lte: int | None = None, desc: bool = False,
+                      limit: int | None = None) -> list[StoredEvent]:
+        conn = self._connection()
+        sql = self._statement(gt is not None, lte is not None, desc, limit is not None)
+        params = [self._id(originator_id)] + [p for p in (gt, lte, limit) if p is not None]
+        rows = conn.execute(sql, params).fetchall()
+        return [StoredEvent(originator_id=originator_id, originator_version=r[0], topic=r[1],
+                            state=bytes(r[2])) for r in rows]
+
+
+def _uuid_bytes(value: UUID | str) -> bytes:
+    return (value if isinstance(value, UUID) else UUID(value)).bytes
+
+
+def _same(value: UUID | str) -> UUID | str:
+    return value
+
+
+class CoreAggregateRecorder(_CoreSelect, SQLAlchemyAggregateRecorder):
+    """Snapshots: read with one Core statement."""
+
+
+class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
+    def _insert_stored_events(self, session: Session, stored_events: Sequence[StoredEvent],
+                              **kwargs: Any) -> Sequence[int]:
+        table: Table = self.events_record_cls.__table__
+        rows = [{"originator_id": e.originator_id, "originator_version": e.originator_version,
+                 "topic": e.topic, "state": e.state} for e in stored_events]
+        if not rows:
+            return []
+        # The library locks the table on PostgreSQL so that ids commit in order: keep it.
+        self._lock_table(session)
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        ids = [row[0] for row in session.execute(stmt, rows)]
+        self._notify_channel(session)
+        return ids
+
+
+class CoreSQLAlchemyFactory(SQLAlchemyFactory):
+    aggregate_recorder_class = CoreAggregateRecorder
+    application_recorder_class = CoreApplicationRecorder
+
+
+FACTORY_TOPIC = "domain.persistence:CoreSQLAlchemyFactory"
