@@ -32,7 +32,7 @@ lint: setup
 	$(VENV)/bin/mypy $(LINT_DIRS)
 
 demo: setup
-	bash scripts/demo.sh
+	$(VENV)/bin/sijil demo
 
 clean:
 	rm -rf .sijil .pytest_cache .mypy_cache .ruff_cache

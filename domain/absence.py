@@ -15,9 +15,10 @@ from domain.workforce import active_employee, count_in, count_out, since
 
 def report(d: Decision) -> None:
     est = d.establishment()
+    w = d.employee(d.payload.worker_id)
+    require(w.absence is None, "ABSENCE_OPEN", f"{w.worker_id} already has an open report")
     w = active_employee(d, d.payload.worker_id)
     require(not w.saudi, "WORKER_NOT_EXPATRIATE", f"{w.worker_id} counts as Saudi")
-    require(w.absence is None, "ABSENCE_OPEN", f"{w.worker_id} already has an open report")
     minimum = d.rules.absence_min_document_days
     permit_left = w.days_left(w.permit["valid_until"] if w.permit else None, d.today)
     iqama_left = w.days_left(w.iqama_expiry, d.today)

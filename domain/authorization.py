@@ -23,6 +23,9 @@ STAFF_SERVICES: Final[dict[str, frozenset[str] | None]] = {
     "auditor": frozenset({"audit.reversal"}),
     "office_clerk": None,  # any establishment service, at the office
 }
+AUDIT_ONLY: Final[frozenset[str]] = frozenset({"audit.reversal"})
+INTEGRATION_ONLY: Final[frozenset[str]] = frozenset({"integration.passports_sync",
+                                                     "integration.imprisonment_flag"})
 # Services by which someone becomes an account: nobody is logged in yet.
 REGISTRATIONS: Final[frozenset[str]] = frozenset({"portal.registration",
                                                   "account.owner_registered"})
@@ -66,8 +69,14 @@ def _staff(d: Decision) -> None:
     require(actor.role in STAFF_SERVICES, "AUTH_ROLE_MISMATCH",
             f"{actor.account_id} is staff, not a {actor.role}")
     allowed = STAFF_SERVICES[actor.role]
-    require(allowed is None or d.request.service in allowed, "AUTH_STAFF_ROLE",
-            f"a {actor.role} may not request {d.request.service}")
+    service = d.request.service
+    require(allowed is None or service in allowed, "AUTH_STAFF_ROLE",
+            f"a {actor.role} may not request {service}")
+    # Staff have no portal account to log into, only auditors order reversals, and
+    # the integrations' feeds are theirs alone.
+    clerk_barred = AUDIT_ONLY | INTEGRATION_ONLY
+    require(service not in SELF_SERVICE and (allowed is not None or service not in clerk_barred),
+            "AUTH_STAFF_ROLE", f"a {actor.role} may not request {service}")
     if allowed is None:
         require(d.request.service not in OWNER_ONLY, "AUTH_OWNER_ONLY",
                 f"{d.request.service} is the owner's to request")

@@ -95,7 +95,8 @@ def decide(uow: UnitOfWork, request: RequestBase, rules: Rules,
         outcome = Outcome(request.request_id, request.service, False, refusal.rule,
                           refusal.message)
         _record_refusal(d, refusal)
-    _reassess_bands(d)
+    else:
+        _reassess_bands(d)
     outcome.events = d.events
     return outcome
 
@@ -146,7 +147,8 @@ def _establishment_concerned(d: Decision) -> str | None:
 def _reassess_bands(d: Decision) -> None:
     """Record a band change where the band now differs from the recorded one: after a
     workforce move, and also when time alone moved it (the 26-week average, the year's
-    higher thresholds)."""
+    higher thresholds). Only after an accepted request: a refused one leaves nothing but
+    its refusal, and the next accepted request records the change."""
     for est in d.establishments.values():
         if not est.activity:
             continue

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import StoredEvent
 
 from domain.account import Account, Unattributed
 from domain.decide import Outcome, decide
@@ -27,6 +28,11 @@ from domain.rules import Rules
 from domain.streams import Stream
 from domain.unit_of_work import UnitOfWork
 from domain.worker import Worker
+
+EVENT_FIELDS = frozenset({
+    "originator_id", "originator_version", "timestamp", "event_id", "event_type",
+    "schema_version", "establishment_id", "occurred_at", "request", "payload", "prev_hash",
+    "hash"})
 
 
 def now_utc() -> datetime:
@@ -94,16 +100,33 @@ class Ledger(Application):  # type: ignore[type-arg]
         return outcome
 
     def verify_stream(self, stream_id: UUID) -> list[ChainProblem]:
-        """Re-hash a stream from its raw stored records."""
+        """Re-hash a stream from its raw stored records, byte for byte."""
         decoded: list[tuple[int, dict[str, Any] | Exception]] = []
         for stored in self.recorder.select_events(stream_id):
             try:
-                event: Any = self.mapper.to_domain_event(stored)
-                record: dict[str, Any] | Exception = contract_record(event)
+                record: dict[str, Any] | Exception = self._checked_record(stored)
             except Exception as error:  # a tampered record may fail in many ways
                 record = error
             decoded.append((stored.originator_version, record))
         return verify_chain(str(stream_id), decoded)
+
+    def _checked_record(self, stored: StoredEvent) -> dict[str, Any]:
+        """The contract record of a stored event that is exactly as the ledger wrote it.
+
+        The hash covers the event's content, but some bytes can change without changing
+        content (a timestamp's "+00:00" written "+0000"); so the stored bytes must also
+        be the canonical encoding of what they decode to, with exactly the event's fields.
+        """
+        event: Any = self.mapper.to_domain_event(stored)
+        created = stored.originator_version == 1
+        expected = EVENT_FIELDS | {"originator_topic"} if created else EVENT_FIELDS
+        if set(vars(event)) != expected:
+            raise ValueError(f"fields {sorted(set(vars(event)) ^ expected)} differ from an event's")
+        if created and not stored.topic.startswith(event.originator_topic + "."):
+            raise ValueError("the stream's class differs from its first event's topic")
+        if self.mapper.to_stored_event(event).state != stored.state:
+            raise ValueError("stored bytes are not the canonical encoding of their content")
+        return contract_record(event)
 
     def stream_events(self, stream_id: UUID) -> list[Stream.Event]:
         return list(self.events.get(stream_id))  # type: ignore[arg-type]

@@ -75,6 +75,9 @@ def transfer(d: Decision) -> None:
                                       f"nor {w.worker_id}'s employer")
     _movable(d, w, receiver)
     employer = d.establishment(w.employer)
+    # While its report is open the filer cannot transfer the worker (DESIGN.md).
+    require(requester is not employer or w.absence is None, "WORKER_ABSENCE_OPEN",
+            f"{employer.file_number} reported {w.worker_id} absent")
     _receiver_ready(d, receiver)
     basis = _basis(d, w, employer)
     counted = not w.detached

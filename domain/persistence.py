@@ -9,11 +9,11 @@ is the only module of `domain/` that knows SQL, and the Ledger reaches it by top
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyAggregateRecorder,
@@ -34,6 +34,8 @@ class _CoreSelect:
     datastore: Any
     _reader: Any = None
     _sql: dict[tuple[bool, bool, bool, bool], str]
+    _id: Callable[[UUID | str], object]
+    _mark: str
 
     def _connection(self) -> Any:
         if self._reader is None:
@@ -88,6 +90,35 @@ class CoreAggregateRecorder(_CoreSelect, SQLAlchemyAggregateRecorder):
 
 
 class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+                             topics: Sequence[str] = (), *,
+                             inclusive_of_start: bool = True) -> list[Notification]:
+        """The log in id order, one statement a page: what the publisher reads."""
+        if topics:
+            return super().select_notifications(start, limit, stop, topics,
+                                                inclusive_of_start=inclusive_of_start)
+        conn = self._connection()
+        table: Table = self.events_record_cls.__table__
+        m = self._mark
+        low = start if start is not None else 0
+        sql = (f"SELECT id, originator_id, originator_version, topic, state FROM "
+               f"{table.fullname} WHERE id {'>=' if inclusive_of_start else '>'} {m}")
+        params: list[object] = [low]
+        if stop is not None:
+            sql += f" AND id <= {m}"
+            params.append(stop)
+        sql += f" ORDER BY id LIMIT {m}"
+        params.append(limit)
+        rows = conn.execute(sql, params).fetchall()
+        return [Notification(id=r[0], originator_id=self._uuid(r[1]), originator_version=r[2],
+                             topic=r[3], state=bytes(r[4])) for r in rows]
+
+    def _uuid(self, value: object) -> UUID:
+        if isinstance(value, UUID):
+            return value
+        return UUID(bytes=bytes(value)) if isinstance(value, bytes | memoryview) \
+            else UUID(str(value))
+
     def _insert_stored_events(self, session: Session, stored_events: Sequence[StoredEvent],
                               **kwargs: Any) -> Sequence[int]:
         table: Table = self.events_record_cls.__table__

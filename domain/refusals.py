@@ -54,7 +54,7 @@ RULE_CODES: dict[str, str] = {
     "WORKER_EMPLOYED": "the worker is already employed",
     "WORKER_NOT_EMPLOYEE": "the worker is not employed by this establishment",
     "WORKER_NOT_EXPATRIATE": "work permits are for expatriate workers",
-    "WORKER_DOCUMENTS": "an expatriate joins with an arrival date and an iqama expiry",
+    "WORKER_DOCUMENTS": "a national id is a Saudi's; an expatriate joins with an arrival date",
     "WORKER_ABSENCE_OPEN": "an open absence report stops this service for the filer",
     "WORKER_IMPRISONED": "the worker is flagged as imprisoned",
     "WORKER_LEFT_KINGDOM": "the worker has left the kingdom",

@@ -23,6 +23,19 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(default="127.0.0.1:19092", description="bootstrap servers")
     events_topic: str = Field(default="sijil.events.v1")
     ingest_batch_size: int = Field(default=500, ge=1, description="requests a transaction")
+    # Kafka: the local development broker (consumers/broker.py, `sijil kafka up`) and the
+    # topics Sijil creates (consumers/topics.py). kafka_bootstrap above names the cluster
+    # clients use; the local broker listens on 127.0.0.1:kafka_port.
+    kafka_port: int = Field(default=19092, ge=1, le=65535, description="local broker port")
+    kafka_controller_port: int = Field(
+        default=19093, ge=1, le=65535, description="local broker's KRaft controller port"
+    )
+    kafka_lib: Path | None = Field(
+        default=None, description="broker jar cache; default <home>/kafka/lib"
+    )
+    events_partitions: int = Field(default=6, ge=1, description="events topic partitions")
+    events_replication_factor: int = Field(default=1, ge=1, description="Sijil topics' RF")
+    min_insync_replicas: int = Field(default=1, ge=1, description="Sijil topics' min ISR")
 
     def store_url(self) -> str:
         """The event store's URL: an explicit setting, else a SQLite file under home."""

@@ -22,7 +22,8 @@ from portal.tables import band_table, outcome_table
 
 app = typer.Typer(help="Sijil (سجل): the labour ministry's e-services ledger.",
                   no_args_is_help=True, add_completion=False)
-console = Console()
+# Tables are read in logs and CI output too: wide enough not to fold Arabic labels.
+console = Console(width=None if Console().is_terminal else 160)
 errors = Console(stderr=True)
 
 
@@ -149,6 +150,21 @@ def _created_topic() -> str:
     from eventsourcing.utils import get_topic
 
     return get_topic(Establishment.Created)
+
+
+@app.command("demo")
+def demo_command(
+    establishments: Annotated[int, typer.Option(min=1)] = 300,
+    months: Annotated[int, typer.Option(min=1)] = 3,
+    seed: Annotated[int, typer.Option()] = 7,
+    leaks: Annotated[int, typer.Option(min=0)] = 2,
+) -> None:
+    """Simulate, ingest and report: what `make demo` runs."""
+    from portal.demo import run_demo
+
+    if run_demo(console, establishments=establishments, months=months, seed=seed,
+                leaks=leaks):
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def test_batched_ingest_records_what_one_at_a_time_records(tmp_path: Path,
     assert all_records(batched) == all_records(single)
 
 
-@FAST
+@settings(FAST, max_examples=150)
 @given(history=histories(max_steps=10), data=st.data())
 def test_any_changed_byte_breaks_the_chain_at_that_event(tmp_path: Path,
                                                          history: list[dict[str, Any]],
