@@ -45,12 +45,14 @@ class Stream(Aggregate):
 
     def __init__(self) -> None:
         self.head_hash = GENESIS
+        self.last_occurred_at = ""
 
     def fold(self, event: Stream.Event) -> None:
         handler = self.FOLDS.get(event.event_type)
         if handler is not None:
             handler(self, event.payload, event)
         self.head_hash = event.hash
+        self.last_occurred_at = event.occurred_at
 
     @classmethod
     def open(cls, stream_id: UUID, envelope: dict[str, Any], recorded_at: datetime) -> Any:

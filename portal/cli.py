@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import IO, Annotated
 
@@ -97,15 +97,18 @@ def simulate_command(
                            leaks=leaks, labels=labels, plan=plan,
                            start=date.fromisoformat(start),
                            progress=lambda n: bar.update(task, completed=n))
-    console.print(f"{summary.total:,} requests written to {out} "
-                  f"({datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')})")
+    console.print(f"{summary.requests:,} requests written to {out}: "
+                  f"{summary.establishments:,} establishments, {summary.workers:,} workers, "
+                  f"{summary.accounts:,} accounts, {summary.campaigns} leak campaigns, "
+                  f"from {summary.first_occurred_at} to {summary.last_occurred_at}")
 
 
 @app.command("nitaqat")
 def nitaqat_command(
     establishment_ids: Annotated[list[str] | None, typer.Argument()] = None,
     sample: Annotated[int, typer.Option(help="when no ids: this many, varied")] = 3,
-    on: Annotated[str | None, typer.Option(help="the day to assess, YYYY-MM-DD")] = None,
+    on: Annotated[str | None, typer.Option(
+        help="the day to assess, YYYY-MM-DD (default: the establishment's last activity)")] = None,
 ) -> None:
     """The current Nitaqat band of establishments, as the event store decides it."""
     ledger = open_ledger(Settings())
@@ -122,7 +125,7 @@ def nitaqat_command(
 
 
 def _assess(ledger: Ledger, est: Establishment, day: date | None) -> Assessment:
-    when = day or date.fromisoformat(est.band_since[:10] or est.opened_on)
+    when = day or date.fromisoformat(est.last_occurred_at[:10])
     return assess(workforce=est.workforce, samples=est.samples, activity=est.activity,
                   day=max(when, date.fromisoformat(est.opened_on)),
                   owner_counts_as_saudi=est.owner_counts_as_saudi, table=ledger.table,
