@@ -46,7 +46,7 @@ def test_ingest_records_every_good_line_and_names_each_bad_one(home: Path,
     good = _good_lines()
     bad_field = orjson.loads(good[5])
     bad_field["payload"]["worker_id"] = "5123456789"
-    lines = good[:3] + [b"{not json", orjson.dumps(bad_field)] + good[3:]
+    lines = [*good[:3], b"{not json", orjson.dumps(bad_field), *good[3:]]
     result = runner.invoke(app, ["ingest", str(_write(tmp_path / "r.jsonl", lines))])
     assert result.exit_code == 1, result.output
     assert "line 4: (request): Invalid JSON" in result.output
@@ -61,7 +61,7 @@ def test_ingest_records_every_good_line_and_names_each_bad_one(home: Path,
 
 def test_strict_stops_at_the_first_malformed_line(home: Path, tmp_path: Path) -> None:
     good = _good_lines()
-    lines = good[:2] + [b'{"service": "permit.renew"}'] + good[2:]
+    lines = [*good[:2], b'{"service": "permit.renew"}', *good[2:]]
     result = runner.invoke(app, ["ingest", "--strict", str(_write(tmp_path / "r.jsonl", lines))])
     assert result.exit_code == 1
     assert "line 3:" in result.output
