@@ -17,11 +17,13 @@ from domain.ingest import IngestReport, Malformed, ingest
 from domain.ledger import Ledger
 from domain.nitaqat import Assessment, assess
 from domain.settings import Settings
+from portal.kafka_cli import kafka_app
 from portal.progress import progress_bar
 from portal.tables import band_table, outcome_table
 
 app = typer.Typer(help="Sijil (سجل): the labour ministry's e-services ledger.",
                   no_args_is_help=True, add_completion=False)
+app.add_typer(kafka_app, name="kafka")
 # Tables are read in logs and CI output too: wide enough not to fold Arabic labels.
 console = Console(width=None if Console().is_terminal else 160)
 errors = Console(stderr=True)

@@ -10,6 +10,8 @@ under CI (env CI set), where they fail: CI must not pass by skipping them.
 
 from __future__ import annotations
 
+pytest_plugins = ["kafka_fixtures"]
+
 import contextlib
 import os
 import uuid

@@ -1,0 +1,1 @@
+"""Who listens: the local broker and topics, the publisher, subscribers, detectors."""
