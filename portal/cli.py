@@ -157,6 +157,39 @@ def _created_topic() -> str:
     return get_topic(Establishment.Created)
 
 
+@app.command("publish")
+def publish_command(
+    follow: Annotated[bool, typer.Option(help="keep publishing as the store grows")] = False,
+    topic: Annotated[str | None, typer.Option(help="default: SIJIL_EVENTS_TOPIC")] = None,
+    page: Annotated[int, typer.Option(min=1, help="events a Kafka transaction")] = 5000,
+) -> None:
+    """Publish the store's events, in order and exactly once, to the events topic."""
+    import signal
+    import threading
+
+    from consumers.publisher import Publisher
+
+    settings = Settings()
+    ledger = open_ledger(settings)
+    name = topic or settings.events_topic
+    publisher = Publisher(ledger, settings.kafka_bootstrap, name, page=page)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    pending = ledger.recorder.max_notification_id() or 0
+    with progress_bar(errors) as bar:
+        task = bar.add_task(f"publish to {name} (events)", total=max(
+            0, pending - publisher.position))
+        advance = lambda n: bar.update(task, completed=n)  # noqa: E731
+        if follow:
+            total = publisher.follow(stop, progress=advance)
+        else:
+            total = publisher.publish_pending(advance).published
+    publisher.close()
+    console.print(f"{total:,} events published to {name} after position "
+                  f"{publisher.position - total:,}; the topic now ends at position "
+                  f"{publisher.position:,}")
+
+
 @app.command("demo")
 def demo_command(
     establishments: Annotated[int, typer.Option(min=1)] = 300,
