@@ -11,7 +11,7 @@ instant the previous publisher died at.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +79,8 @@ class Publisher:
         self.page = page
         self.producer = KafkaProducer(
             # One transactional id a topic: a restarted publisher fences its predecessor.
-            bootstrap_servers=bootstrap, transactional_id=transactional_id or f"sijil-publisher.{topic}",
+            bootstrap_servers=bootstrap,
+            transactional_id=transactional_id or f"sijil-publisher.{topic}",
             enable_idempotence=True, acks="all", linger_ms=5, batch_size=256 * 1024,
             **(producer_options or {}))
         self.producer.init_transactions()  # fences an earlier publisher, aborts its txn
@@ -96,7 +97,7 @@ class Publisher:
                 progress(published)
         return PublishReport(resumed, published, self.position)
 
-    def _publish_page(self, notes: list[Any]) -> None:
+    def _publish_page(self, notes: Sequence[Any]) -> None:
         self.producer.begin_transaction()
         try:
             for note in notes:

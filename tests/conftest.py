@@ -10,8 +10,6 @@ under CI (env CI set), where they fail: CI must not pass by skipping them.
 
 from __future__ import annotations
 
-pytest_plugins = ["kafka_fixtures"]
-
 import contextlib
 import os
 import uuid
@@ -19,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["kafka_fixtures"]
 
 if __package__:  # tests/ made a package later: import relative to it
     from .pg import PgServer, PostgresUnavailable, find_binaries

@@ -74,7 +74,8 @@ def test_a_restarted_publisher_resumes_after_what_kafka_committed(
         [r["position"] for r in all_records(ledger)]
 
 
-def _publisher_process(store: str, bootstrap: str, topic: str, log: Path) -> subprocess.Popen[bytes]:
+def _publisher_process(store: str, bootstrap: str, topic: str,
+                       log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SIJIL_DATABASE_URL": store, "SIJIL_KAFKA_BOOTSTRAP": bootstrap}
     return subprocess.Popen(
         [sys.executable, "-m", "portal.cli", "publish", "--topic", topic, "--page", "150"],
