@@ -1,0 +1,207 @@
+"""The subscriber runtime: a consumer group reads the events topic in batches and hands
+each event, decoded and upcast, to a handler.
+
+Two kinds of handler, two ways to be exactly-once in effect (invariant 4):
+- a SQL handler writes in the transaction that also stores the group's offsets, in its
+  own database: a crash before the commit loses both, after it keeps both, so on restart
+  the group resumes exactly where its writes end;
+- an effect handler (a notifier, anything outside SQL) is idempotent by event id, and
+  the group commits its Kafka offsets after the effects.
+A record that cannot be decoded, or whose handler still fails after bounded retries,
+goes to the dead-letter topic with the reason in its headers; the group goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Protocol, cast
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy import Connection, Engine
+
+from consumers.codec import Undecodable, decode, encode
+from consumers.offsets import SqlOffsets
+from consumers.topics import dead_letter_topic
+from domain.context import iso
+
+
+@dataclass(frozen=True)
+class Delivery:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    record: dict[str, Any]
+
+
+class SqlHandler(Protocol):
+    def handle(self, conn: Connection, deliveries: Sequence[Delivery]) -> None: ...
+
+
+class EffectHandler(Protocol):
+    def handle(self, delivery: Delivery) -> None: ...
+
+
+@dataclass
+class RunStats:
+    batches: int = 0
+    handled: int = 0
+    dead_lettered: int = 0
+
+
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, continue from the offsets stored with the handler's writes."""
+
+    def __init__(self, subscriber: Subscriber) -> None:
+        self.subscriber = subscriber
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.subscriber.seek_assigned(list(assigned))
+
+
+class Subscriber:
+    def __init__(self, *, bootstrap: str, topic: str, group: str,
+                 handler: SqlHandler | EffectHandler, engine: Engine | None = None,
+                 max_retries: int = 3, backoff: float = 0.05, batch: int = 2000,
+                 consumer_options: dict[str, Any] | None = None) -> None:
+        self.topic, self.group = topic, group
+        # A SQL handler comes with the engine its writes and offsets share.
+        self.offsets = SqlOffsets(engine) if engine is not None else None
+        self.sql_handler = cast(SqlHandler, handler) if engine is not None else None
+        self.effect_handler = cast(EffectHandler, handler) if engine is None else None
+        self.max_retries, self.backoff = max_retries, backoff
+        self.dlq = dead_letter_topic(topic)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, isolation_level="read_committed",
+            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=batch,
+            **(consumer_options or {}))
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        self.consumer.subscribe([topic], listener=_SeekToStored(self))
+        self.stats = RunStats()
+        self._last_error = ""
+
+    def seek_assigned(self, assigned: list[TopicPartition]) -> None:
+        if self.offsets is None:
+            return
+        stored = self.offsets.load(self.group, self.topic)
+        for tp in assigned:
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition])
+            else:
+                self.consumer.seek_to_beginning(tp)
+
+    # -- the loop -------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None, *, until_caught_up: bool = False,
+            poll_ms: int = 500) -> RunStats:
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            polled = self.consumer.poll(timeout_ms=poll_ms)
+            if polled:
+                self._process(polled)
+            elif until_caught_up and self._caught_up():
+                break
+        return self.stats
+
+    def _caught_up(self) -> bool:
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return False
+        ends = self.consumer.end_offsets(assigned)
+        return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
+
+    def _process(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        good: list[Delivery] = []
+        nexts: dict[int, int] = {}
+        for tp, messages in polled.items():
+            for m in messages:
+                try:
+                    good.append(Delivery(tp.topic, tp.partition, m.offset, m.key,
+                                         decode(m.value, m.headers)))
+                except Undecodable as error:
+                    self._dead_letter(m, tp, str(error))
+            nexts[tp.partition] = messages[-1].offset + 1
+        self.producer.flush()
+        if self.offsets is not None:
+            self._handle_sql(good, nexts)
+        else:
+            self._handle_effects(good)
+        self.consumer.commit({TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
+                              for p, o in nexts.items()})
+        self.stats.batches += 1
+
+    # -- SQL handlers: writes and offsets in one transaction --------------------------
+    def _handle_sql(self, good: list[Delivery], nexts: dict[int, int]) -> None:
+        if self._attempt(partial(self._sql_transaction, good, nexts)):
+            self.stats.handled += len(good)
+            return
+        for delivery in good:  # the batch keeps failing: find the culprits one by one
+            one = {delivery.partition: delivery.offset + 1}
+            if self._attempt(partial(self._sql_transaction, [delivery], one)):
+                self.stats.handled += 1
+            else:
+                self._dead_letter_delivery(delivery, self._last_error)
+                self._sql_transaction([], one)
+        self._sql_transaction([], nexts)
+
+    def _sql_transaction(self, deliveries: Sequence[Delivery], nexts: dict[int, int]) -> None:
+        assert self.offsets is not None
+        with self.offsets.engine.begin() as conn:
+            if deliveries and self.sql_handler is not None:
+                self.sql_handler.handle(conn, deliveries)
+            self.offsets.save(conn, self.group, self.topic, nexts)
+
+    # -- effect handlers: effects first, offsets after -------------------------------
+    def _handle_effects(self, good: list[Delivery]) -> None:
+        handler = self.effect_handler
+        assert handler is not None
+        for delivery in good:
+            if self._attempt(partial(handler.handle, delivery)):
+                self.stats.handled += 1
+            else:
+                self._dead_letter_delivery(delivery, self._last_error)
+        self.producer.flush()
+
+    def _attempt(self, work: Callable[[], None]) -> bool:
+        for attempt in range(self.max_retries):
+            try:
+                work()
+                return True
+            except Exception as error:  # a handler may fail in any way; we retry
+                self._last_error = f"{type(error).__name__}: {error}"
+                time.sleep(self.backoff * (2 ** attempt))
+        return False
+
+    # -- dead letters ---------------------------------------------------------------
+    def _dead_letter(self, message: Any, tp: TopicPartition, reason: str) -> None:
+        self._send_dead_letter(message.key, message.value, list(message.headers or []),
+                               f"{tp.topic}/{tp.partition}/{message.offset}", reason)
+
+    def _dead_letter_delivery(self, delivery: Delivery, reason: str) -> None:
+        key, value, headers = encode(delivery.record)
+        self._send_dead_letter(key, value, headers,
+                               f"{delivery.topic}/{delivery.partition}/{delivery.offset}",
+                               reason)
+        self.producer.flush()
+
+    def _send_dead_letter(self, key: bytes | None, value: bytes | None,
+                          headers: list[tuple[str, bytes]], source: str, reason: str) -> None:
+        """The original record, with why and where it failed in `dlq.*` headers."""
+        headers = [*headers, ("dlq.group", self.group.encode()),
+                   ("dlq.error", reason.encode()), ("dlq.source", source.encode()),
+                   ("dlq.at", iso(datetime.now(UTC)).encode())]
+        self.producer.send(self.dlq, key=key, value=value, headers=headers)
+        self.stats.dead_lettered += 1
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.producer.close()
+
