@@ -1006,3 +1006,28 @@ def test_every_code_mentioned_here_exists() -> None:
                         if isinstance(n, ast.Constant) and isinstance(n.value, str)
                         and n.value.isupper() and "_" in n.value}
     assert looks_like_codes <= set(RULE_CODES), sorted(looks_like_codes - set(RULE_CODES))
+
+
+def test_an_owner_locked_out_by_a_thief_resets_through_national_sso(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """AUTH_STALE_CREDENTIAL after the thief's password change; national SSO resets it."""
+    from domain.ledger import Ledger
+    from domain.requests import parse_request
+    from tests.strategies import OWNERS, START, bootstrap, request
+    from tests.test_ledger_properties import counting_clock
+
+    ledger = Ledger(f"sqlite:///{tmp_path}/e.sqlite", clock=counting_clock())
+    steps = bootstrap()[:1]
+    for n, (service, payload, who) in enumerate(steps):
+        ledger.submit(parse_request(request(n, START, service, payload, actor=who["actor"])))
+    owner = OWNERS[0]
+    thief = request(10, START, "account.password_changed", {"new_credential_id": "stolen"},
+                    actor=owner)
+    assert ledger.submit(parse_request(thief)).accepted
+    locked = request(11, START, "account.password_changed", {"new_credential_id": "mine"},
+                     actor=owner)
+    assert ledger.submit(parse_request(locked)).rule == "AUTH_STALE_CREDENTIAL"
+    reset = dict(locked, request_id="h12", auth={"method": "national_sso",
+                                                 "credential_id": "sso-assertion"})
+    assert ledger.submit(parse_request(reset)).accepted
+    back = request(13, START, "account.login", {}, actor=owner, cred="mine")
+    assert ledger.submit(parse_request(back)).accepted
