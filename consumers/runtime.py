@@ -13,8 +13,10 @@ goes to the dead-letter topic with the reason in its headers; the group goes on.
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +43,10 @@ class Delivery:
 
 
 class SqlHandler(Protocol):
+    """Writes through `conn`, inside the transaction that stores the offsets. It may also
+    define `committed()` and `rolled_back()`, called after that transaction, to keep an
+    in-memory cache in step with what was really written."""
+
     def handle(self, conn: Connection, deliveries: Sequence[Delivery]) -> None: ...
 
 
@@ -62,7 +68,8 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
         self.subscriber = subscriber
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        return None
+        if self.subscriber.merge is not None:
+            self.subscriber.merge.forget([tp.partition for tp in revoked])
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.subscriber.seek_assigned(list(assigned))
@@ -72,6 +79,7 @@ class Subscriber:
     def __init__(self, *, bootstrap: str, topic: str, group: str,
                  handler: SqlHandler | EffectHandler, engine: Engine | None = None,
                  max_retries: int = 3, backoff: float = 0.05, batch: int = 2000,
+                 ordered: bool = False,
                  consumer_options: dict[str, Any] | None = None) -> None:
         self.topic, self.group = topic, group
         # A SQL handler comes with the engine its writes and offsets share.
@@ -88,6 +96,7 @@ class Subscriber:
         self.consumer.subscribe([topic], listener=_SeekToStored(self))
         self.stats = RunStats()
         self._last_error = ""
+        self.merge = PositionMerge(self.consumer, topic) if ordered else None
 
     def seek_assigned(self, assigned: list[TopicPartition]) -> None:
         if self.offsets is None:
@@ -115,10 +124,14 @@ class Subscriber:
         assigned = list(self.consumer.assignment())
         if not assigned:
             return False
+        if self.merge is not None and self.merge.pending():
+            self._process({})
+            return False
         ends = self.consumer.end_offsets(assigned)
         return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
 
-    def _process(self, polled: dict[TopicPartition, list[Any]]) -> None:
+    def _decoded(self, polled: dict[TopicPartition, list[Any]]
+                 ) -> tuple[list[Delivery], dict[int, int]]:
         good: list[Delivery] = []
         nexts: dict[int, int] = {}
         for tp, messages in polled.items():
@@ -130,6 +143,14 @@ class Subscriber:
                     self._dead_letter(m, tp, str(error))
             nexts[tp.partition] = messages[-1].offset + 1
         self.producer.flush()
+        return good, nexts
+
+    def _process(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        good, nexts = self._decoded(polled)
+        if self.merge is not None:
+            good, nexts = self.merge.release(good)
+            if not good and not nexts:
+                return
         if self.offsets is not None:
             self._handle_sql(good, nexts)
         else:
@@ -153,11 +174,17 @@ class Subscriber:
         self._sql_transaction([], nexts)
 
     def _sql_transaction(self, deliveries: Sequence[Delivery], nexts: dict[int, int]) -> None:
+        """Writes and offsets together; a handler that caches rows hears the outcome."""
         assert self.offsets is not None
-        with self.offsets.engine.begin() as conn:
-            if deliveries and self.sql_handler is not None:
-                self.sql_handler.handle(conn, deliveries)
-            self.offsets.save(conn, self.group, self.topic, nexts)
+        try:
+            with self.offsets.engine.begin() as conn:
+                if deliveries and self.sql_handler is not None:
+                    self.sql_handler.handle(conn, deliveries)
+                self.offsets.save(conn, self.group, self.topic, nexts)
+        except Exception:
+            getattr(self.sql_handler, "rolled_back", lambda: None)()
+            raise
+        getattr(self.sql_handler, "committed", lambda: None)()
 
     # -- effect handlers: effects first, offsets after -------------------------------
     def _handle_effects(self, good: list[Delivery]) -> None:
@@ -204,4 +231,84 @@ class Subscriber:
     def close(self) -> None:
         self.consumer.close()
         self.producer.close()
+
+
+class PositionMerge:
+    """Release records across partitions in the store's global order (their `position`).
+
+    Keys are establishments, but a worker's stream moves between establishments with a
+    service transfer, so its events sit in more than one partition. Readers that fold
+    streams — the projections — take records in position order: a record is released
+    once every other partition has a later record waiting or has nothing left to read.
+    That holds because the publisher writes in position order, transaction by
+    transaction: once position p is readable, every earlier position is too.
+    """
+
+    PAUSE_AT = 50_000  # buffered records in one partition before it is paused
+
+    def __init__(self, consumer: KafkaConsumer, topic: str) -> None:
+        self.consumer, self.topic = consumer, topic
+        self.buffers: dict[int, deque[Delivery]] = {}
+        self.ends: dict[int, int] = {}
+        self._refreshed = False
+
+    def pending(self) -> bool:
+        return any(self.buffers.values())
+
+    def forget(self, partitions: list[int]) -> None:
+        for p in partitions:
+            self.buffers.pop(p, None)
+
+    def release(self, good: list[Delivery]) -> tuple[list[Delivery], dict[int, int]]:
+        for d in good:
+            self.buffers.setdefault(d.partition, deque()).append(d)
+        out: list[Delivery] = []
+        self._refreshed = False  # end offsets are asked at most once a release
+        heads = [(b[0].record["position"], p) for p, b in self.buffers.items() if b]
+        heapq.heapify(heads)
+        while heads:
+            _, p = heads[0]
+            if not self._others_settled(p):
+                break
+            heapq.heappop(heads)
+            buffer = self.buffers[p]
+            out.append(buffer.popleft())
+            if buffer:
+                heapq.heappush(heads, (buffer[0].record["position"], p))
+        self._throttle()
+        return out, self._next_offsets(out)
+
+    def _others_settled(self, partition: int) -> bool:
+        return all(tp.partition == partition or self.buffers.get(tp.partition)
+                   or self._drained(tp) for tp in self.consumer.assignment())
+
+    def _drained(self, tp: TopicPartition) -> bool:
+        """Nothing left to read in this partition (the end is re-asked when reached)."""
+        position = self.consumer.position(tp)
+        if position < self.ends.get(tp.partition, -1):
+            return False
+        if not self._refreshed:
+            assigned = list(self.consumer.assignment())
+            self.ends.update({t.partition: o for t, o in
+                              self.consumer.end_offsets(assigned).items()})
+            self._refreshed = True
+        return bool(position >= self.ends.get(tp.partition, 0))
+
+    def _next_offsets(self, released: list[Delivery]) -> dict[int, int]:
+        """Per partition, the first offset not yet handed to the handler."""
+        touched = {d.partition for d in released}
+        nexts = {}
+        for p in touched:
+            buffer = self.buffers.get(p)
+            nexts[p] = (buffer[0].offset if buffer
+                        else self.consumer.position(TopicPartition(self.topic, p)))
+        return nexts
+
+    def _throttle(self) -> None:
+        for p, buffer in self.buffers.items():
+            tp = TopicPartition(self.topic, p)
+            if len(buffer) >= self.PAUSE_AT:
+                self.consumer.pause(tp)
+            elif tp in self.consumer.paused():
+                self.consumer.resume(tp)
 

@@ -36,14 +36,9 @@ def _branch(est: Establishment, p: dict[str, Any], _: Stream.Event) -> None:
 
 
 def _count(est: Establishment, c: dict[str, Any], sign: int) -> None:
-    if not c["saudi"]:
-        est.expatriates += sign
-        return
-    est.saudis += sign
-    if c["disabled"]:
-        est.disabled_saudis += sign
-    else:
-        est.saudi_weight_milli += sign * c["weight_milli"]
+    wf = est.workforce.moved(c, sign)
+    est.saudis, est.saudi_weight_milli = wf.saudis, wf.saudi_weight_milli
+    est.disabled_saudis, est.expatriates = wf.disabled_saudis, wf.expatriates
 
 
 def _sampled(est: Establishment, e: Stream.Event, p: dict[str, Any]) -> None:

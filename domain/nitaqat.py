@@ -72,6 +72,18 @@ class Workforce:
     def headcount(self) -> int:
         return self.saudis + self.expatriates
 
+    def moved(self, c: dict[str, Any], sign: int) -> Workforce:
+        """The workforce after a worker counted as `c` (a Contribution's fields) joins
+        (+1) or leaves (-1): the one place the counts change, for every reader."""
+        if not c["saudi"]:
+            return Workforce(self.saudis, self.saudi_weight_milli, self.disabled_saudis,
+                             self.expatriates + sign)
+        if c["disabled"]:
+            return Workforce(self.saudis + sign, self.saudi_weight_milli,
+                             self.disabled_saudis + sign, self.expatriates)
+        return Workforce(self.saudis + sign, self.saudi_weight_milli + sign * c["weight_milli"],
+                         self.disabled_saudis, self.expatriates)
+
     def weighted_saudis_milli(self, rules: Rules) -> int:
         cap = self.saudis * rules.nitaqat_disabled_cap_percent // 100
         boosted = min(self.disabled_saudis, cap)

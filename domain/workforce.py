@@ -12,7 +12,7 @@ from typing import Any
 from domain.decision import Decision
 from domain.establishment import Establishment
 from domain.identifiers import worker_id_kind, worker_stream
-from domain.nitaqat import Workforce, at_least, contribution
+from domain.nitaqat import at_least, contribution
 from domain.refusals import refuse, require
 from domain.worker import EXIT_REQUESTED, GONE, Worker
 
@@ -23,15 +23,7 @@ def worker_contribution(d: Decision, w: Worker) -> dict[str, Any]:
 
 
 def _percentage_after(d: Decision, est: Establishment, c: dict[str, Any], sign: int) -> int:
-    wf = est.workforce
-    if c["saudi"]:
-        wf = Workforce(wf.saudis + sign,
-                       wf.saudi_weight_milli + (0 if c["disabled"] else sign * c["weight_milli"]),
-                       wf.disabled_saudis + (sign if c["disabled"] else 0), wf.expatriates)
-    else:
-        wf = Workforce(wf.saudis, wf.saudi_weight_milli, wf.disabled_saudis,
-                       wf.expatriates + sign)
-    return wf.percentage_bp(d.rules)
+    return est.workforce.moved(c, sign).percentage_bp(d.rules)
 
 
 def count_in(d: Decision, est: Establishment, w: Worker, via: str, **extra: Any) -> None:

@@ -190,6 +190,30 @@ def publish_command(
                   f"{publisher.position:,}")
 
 
+@app.command("project")
+def project_command(
+    follow: Annotated[bool, typer.Option(help="keep projecting as events arrive")] = False,
+    topic: Annotated[str | None, typer.Option(help="default: SIJIL_EVENTS_TOPIC")] = None,
+) -> None:
+    """Run the projection runners: the events topic into the read models (SQL)."""
+    import signal
+    import threading
+
+    from projections.service import run_projections
+
+    settings = Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with console.status("projecting the events topic ..."):
+        stats = run_projections(url=settings.read_models_url(),
+                                bootstrap=settings.kafka_bootstrap,
+                                topic=topic or settings.events_topic, stop=stop, follow=follow)
+    console.print(f"{stats.handled:,} events projected in {stats.batches:,} batches, "
+                  f"{stats.dead_lettered:,} dead-lettered (read models: "
+                  f"{settings.read_models_url()})")
+
+
 @app.command("demo")
 def demo_command(
     establishments: Annotated[int, typer.Option(min=1)] = 300,

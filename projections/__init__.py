@@ -1,0 +1,1 @@
+"""What is: read models built from the events topic, one pure fold each."""

@@ -1,0 +1,23 @@
+"""Every projection, in the order their folds run (a projection after those it reads)."""
+
+from __future__ import annotations
+
+from projections import establishments, permits, statistics, trail, workers
+from projections.rows import Projection
+
+ALL: tuple[Projection, ...] = (workers.PROJECTION, permits.PROJECTION,
+                               establishments.PROJECTION, trail.PROJECTION,
+                               statistics.PROJECTION)
+BY_NAME: dict[str, Projection] = {p.name: p for p in ALL}
+
+
+def with_requirements(names: list[str]) -> tuple[Projection, ...]:
+    """The named projections and those they read, in fold order."""
+    wanted = set(names)
+    for p in reversed(ALL):
+        if p.name in wanted:
+            wanted.update(p.requires)
+    unknown = wanted - set(BY_NAME)
+    if unknown:
+        raise KeyError(f"projection: unknown {sorted(unknown)}; known: {sorted(BY_NAME)}")
+    return tuple(p for p in ALL if p.name in wanted)

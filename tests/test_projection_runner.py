@@ -1,0 +1,63 @@
+"""Projections built from the real topic by the runner equal the same folds in memory;
+the statistics equal the simulator's plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from consumers.publisher import Publisher
+from domain.ingest import ingest
+from domain.ledger import Ledger
+from projections.catalog import ALL
+from projections.database import projections_engine
+from projections.reading import table_rows
+from projections.rows import MemoryRows, fold_all
+from projections.service import run_projections
+from simulator import simulate
+from tests.test_ledger_properties import all_records, counting_clock
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, int]]:
+    folder = tmp_path_factory.mktemp("projections")
+    plan = folder / "plan.json"
+    simulate(establishments=80, months=2, seed=23, out=folder / "r.jsonl", leaks=1, plan=plan)
+    url = f"sqlite:///{folder}/events.sqlite"
+    with (folder / "r.jsonl").open("rb") as lines:
+        ingest(Ledger(url, clock=counting_clock()), lines)
+    return url, orjson.loads(plan.read_bytes())["services"]
+
+
+def _memory(store: str) -> MemoryRows:
+    rows = MemoryRows()
+    fold_all(ALL, rows, all_records(Ledger(store)))
+    return rows
+
+
+def test_runner_over_kafka_equals_the_folds_in_memory_and_the_plan(
+        history: tuple[str, dict[str, int]], kafka_bootstrap: str, fresh_topic: Any,
+        tmp_path: Path) -> None:
+    store, planned = history
+    topic = fresh_topic(partitions=4)
+    publisher = Publisher(Ledger(store), kafka_bootstrap, topic)
+    publisher.publish_pending()
+    publisher.close()
+    url = f"sqlite:///{tmp_path}/read.sqlite"
+    stats = run_projections(url=url, bootstrap=kafka_bootstrap, topic=topic, batch=700)
+    assert stats.dead_lettered == 0
+    built = table_rows(projections_engine(url), ALL)
+    memory = _memory(store)
+    for table, rows in memory.tables.items():
+        assert built[table] == rows, f"table {table} differs"
+    for table, appended in memory.history.items():
+        assert sorted(built[table].values(), key=lambda r: r["position"]) == \
+            sorted(appended, key=lambda r: r["position"])
+    counted: dict[str, int] = {}
+    for row in built["service_stats"].values():
+        counted[row["service"]] = counted.get(row["service"], 0) + row["accepted"] + \
+            row["refused"]
+    assert counted == {s: n for s, n in planned.items() if n}
