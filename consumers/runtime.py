@@ -59,6 +59,7 @@ class RunStats:
     batches: int = 0
     handled: int = 0
     dead_lettered: int = 0
+    alerts_relayed: int = 0
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]

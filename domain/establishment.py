@@ -93,7 +93,7 @@ class Establishment(Stream):
         self.disabled_saudis = 0
         self.expatriates = 0
         self.samples: list[list[int]] = []
-        self.band = "red"
+        self.band: str | None = None  # not yet assessed: the first band change is from None
         self.band_since = ""
         self.wage_files: dict[str, int] = {}
         self.visas: dict[str, str] = {}

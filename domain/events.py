@@ -224,7 +224,7 @@ class EstablishmentWorkerLeft(Payload):
 
 
 class BandChanged(Payload):
-    from_band: Band
+    from_band: Band | None  # None: the establishment's first assessment
     to_band: Band
     percentage_bp: BasisPoints
     average_bp: BasisPoints

@@ -17,6 +17,7 @@ from domain.ingest import IngestReport, Malformed, ingest
 from domain.ledger import Ledger
 from domain.nitaqat import Assessment, assess
 from domain.settings import Settings
+from portal import read_cli
 from portal.kafka_cli import kafka_app
 from portal.progress import progress_bar
 from portal.tables import band_table, outcome_table
@@ -24,6 +25,9 @@ from portal.tables import band_table, outcome_table
 app = typer.Typer(help="Sijil (سجل): the labour ministry's e-services ledger.",
                   no_args_is_help=True, add_completion=False)
 app.add_typer(kafka_app, name="kafka")
+app.command("stats")(read_cli.stats_command)
+app.command("establishment")(read_cli.establishment_command)
+app.command("worker")(read_cli.worker_command)
 # Tables are read in logs and CI output too: wide enough not to fold Arabic labels.
 console = Console(width=None if Console().is_terminal else 160)
 errors = Console(stderr=True)

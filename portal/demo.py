@@ -4,13 +4,16 @@ A simulated ministry (a few hundred establishments, three months, two leaked
 credentials) is ingested into the event store; the per-service outcomes and three
 establishments' Nitaqat bands are printed; a real Kafka broker is started, the history
 published to it exactly once, and the topic's partitions and a few decoded events shown
-before the broker stops. Later stages (projections, the audit) join here.
+then projected into SQL read models — the statistics table, one establishment's band
+history, the Nitaqat alerts — before the broker stops. The audit joins here next.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import typer
@@ -56,13 +59,13 @@ def run_demo(console: Console, *, establishments: int, months: int, seed: int,
     console.print(Rule("3. three establishments' Nitaqat band, from the event store"))
     cli.nitaqat_command(establishment_ids=None, sample=3, on=None)
     console.print(Rule("4. Kafka: start a real broker, publish every event exactly once"))
-    _kafka_stage(console, settings)
+    _kafka_stage(console, settings, lambda: _projection_stage(console))
     console.print(f"\nEverything is under {home.resolve()}: the requests, the leak labels "
                   "(ground truth, kept apart), the planned counts, the store, the broker.")
     return malformed
 
 
-def _kafka_stage(console: Console, settings: Settings) -> None:
+def _kafka_stage(console: Console, settings: Settings, then: Callable[[], None]) -> None:
     from portal import cli, kafka_cli
 
     kafka_cli.up_command(timeout=90.0)
@@ -71,8 +74,52 @@ def _kafka_stage(console: Console, settings: Settings) -> None:
         partitions, samples = topic_contents(settings.kafka_bootstrap, settings.events_topic)
         console.print(_partition_table(settings.events_topic, partitions))
         console.print(_sample_table(samples))
+        then()
     finally:
         kafka_cli.down_command(timeout=15.0)
+
+
+def _projection_stage(console: Console) -> None:
+    from portal import cli, read_cli
+    from projections import queries
+
+    console.print(Rule("5. projections: the events topic into SQL read models"))
+    cli.project_command(follow=False, topic=None)
+    read_cli.stats_command(as_json=False, month=None)
+    engine = read_cli._engine()
+    chosen = _establishment_with_history(engine)
+    if chosen:
+        console.print(Rule(f"6. establishment {chosen}: its band history and state now"))
+        read_cli.establishment_command(establishment_id=chosen, on=None)
+    console.print(_alerts_table(queries.alerts(engine, limit=12)))
+
+
+def _establishment_with_history(engine: Any) -> str | None:
+    """The establishment whose band changed most: the most instructive history."""
+    from sqlalchemy import func, select
+
+    from projections.establishments import BAND_HISTORY
+
+    with engine.connect() as conn:
+        row = conn.execute(select(BAND_HISTORY.c.establishment_id, func.count().label("n"))
+                           .group_by(BAND_HISTORY.c.establishment_id)
+                           .order_by(func.count().desc(), BAND_HISTORY.c.establishment_id)
+                           .limit(1)).first()
+    return str(row[0]) if row else None
+
+
+def _alerts_table(alerts: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"Nitaqat alerts, latest {len(alerts)} (also on sijil.alerts.nitaqat.v1)")
+    for name in ("occurred_at (UTC)", "establishment", "alert", "band", "Saudization",
+                 "red below", "margin"):
+        table.add_column(name)
+    for a in alerts:
+        threshold = a["red_threshold_bp"]
+        table.add_row(a["occurred_at"], a["establishment_id"], a["kind"], a["band"] or "-",
+                      f"{a['percentage_bp'] / 100:.2f}%",
+                      f"{threshold / 100:.2f}%" if threshold is not None else "-",
+                      f"{a['margin_bp'] / 100:.2f} points")
+    return table
 
 
 def _partition_table(topic: str, partitions: dict[int, tuple[int, int]]) -> Table:

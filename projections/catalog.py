@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from projections import establishments, permits, statistics, trail, workers
+from projections import establishments, nitaqat_alerts, permits, statistics, trail, workers
 from projections.rows import Projection
 
 ALL: tuple[Projection, ...] = (workers.PROJECTION, permits.PROJECTION,
-                               establishments.PROJECTION, trail.PROJECTION,
-                               statistics.PROJECTION)
+                               establishments.PROJECTION, nitaqat_alerts.PROJECTION,
+                               trail.PROJECTION, statistics.PROJECTION)
 BY_NAME: dict[str, Projection] = {p.name: p for p in ALL}
 
 

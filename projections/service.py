@@ -6,9 +6,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from consumers.alerts import relay_alerts
 from consumers.runtime import RunStats, Subscriber
+from consumers.topics import ALERTS_NITAQAT_TOPIC
 from projections.catalog import ALL
 from projections.database import projections_engine
+from projections.nitaqat_alerts import ALERTS
 from projections.rows import Projection
 from projections.runner import ProjectionHandler
 
@@ -18,13 +21,18 @@ GROUP = "sijil-projections"
 def run_projections(*, url: str, bootstrap: str, topic: str,
                     projections: Sequence[Projection] = ALL, group: str = GROUP,
                     stop: threading.Event | None = None, follow: bool = False,
-                    batch: int = 5000) -> RunStats:
+                    batch: int = 5000, alerts_topic: str = ALERTS_NITAQAT_TOPIC) -> RunStats:
+    """Project the topic until caught up (or until stopped, with `follow`), then relay
+    the Nitaqat alerts written meanwhile to the alerts topic."""
     engine = projections_engine(url)
     handler = ProjectionHandler(engine, projections)
     subscriber = Subscriber(bootstrap=bootstrap, topic=topic, group=group, handler=handler,
                             engine=engine, batch=batch, ordered=True)
     try:
-        return subscriber.run(stop, until_caught_up=not follow)
+        stats = subscriber.run(stop, until_caught_up=not follow)
+        if any(p.name == "nitaqat_alerts" for p in projections):
+            stats.alerts_relayed = relay_alerts(engine, ALERTS, bootstrap, alerts_topic)
+        return stats
     finally:
         subscriber.close()
         engine.dispose()
