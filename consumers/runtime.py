@@ -122,8 +122,11 @@ class Subscriber:
         return self.stats
 
     def _caught_up(self) -> bool:
+        """Every partition of the topic is ours and read to its end. While a dead
+        member's session lasts, the group gives us only some partitions: not caught up."""
         assigned = list(self.consumer.assignment())
-        if not assigned:
+        partitions = self.consumer.partitions_for_topic(self.topic) or set()
+        if not assigned or {tp.partition for tp in assigned} != set(partitions):
             return False
         if self.merge is not None and self.merge.pending():
             self._process({})
