@@ -35,6 +35,18 @@ EVENT_FIELDS = frozenset({
     "hash"})
 
 
+def index_entry(event: Stream.Event) -> dict[str, Any]:
+    """The store index's row for an event (its position is added when it is recorded)."""
+    request = event.request
+    return {"stream": str(event.originator_id), "version": event.originator_version,
+            "establishment_id": event.establishment_id, "occurred_at": event.occurred_at,
+            "event_type": event.event_type, "request_id": request["request_id"],
+            "account_id": request["actor"]["account_id"],
+            "credential_id": request["auth"]["credential_id"],
+            "session_id": request["session_id"], "device_id": request["client"]["device_id"],
+            "ip": request["client"]["ip"]}
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -73,6 +85,7 @@ class Ledger(Application):  # type: ignore[type-arg]
         # Straight onto the list: collect_events() would check each event against a
         # runtime Protocol, which costs more than the rest of saving it.
         processing.events.extend(events)
+        processing.saved_kwargs["index"] = [index_entry(e) for e in events]
         self._record(processing)
         self._snapshot(events, aggregates)
 

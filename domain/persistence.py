@@ -19,7 +19,7 @@ from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyAggregateRecorder,
     SQLAlchemyApplicationRecorder,
 )
-from sqlalchemy import Table, insert
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, insert
 from sqlalchemy.orm import Session
 
 
@@ -89,7 +89,36 @@ class CoreAggregateRecorder(_CoreSelect, SQLAlchemyAggregateRecorder):
     """Snapshots: read with one Core statement."""
 
 
+INDEX_METADATA = MetaData()
+EVENT_INDEX = Table(
+    "sijil_event_index", INDEX_METADATA,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("stream", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("establishment_id", String(16)),
+    Column("occurred_at", String(27), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("account_id", String(64), nullable=False),
+    Column("credential_id", String(128)),
+    Column("session_id", String(128)),
+    Column("device_id", String(128)),
+    Column("ip", String(45)),
+    Index("sijil_event_index_establishment", "establishment_id", "position"),
+    Index("sijil_event_index_stream", "stream", "version"),
+    Index("sijil_event_index_credential", "credential_id", "occurred_at"),
+    Index("sijil_event_index_account", "account_id", "occurred_at"),
+)
+
+
 class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
+    """Also keeps the store's own index of who and what, in the events' transaction: the
+    auditor's questions (an establishment's history, a credential's requests) are asked
+    of the system of record, not only of rebuildable read models."""
+
+    def create_table(self) -> None:
+        super().create_table()
+        INDEX_METADATA.create_all(self.datastore.engine)
     def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
                              topics: Sequence[str] = (), *,
                              inclusive_of_start: bool = True) -> list[Notification]:
@@ -130,6 +159,11 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
         self._lock_table(session)
         stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         ids = [row[0] for row in session.execute(stmt, rows)]
+        index = kwargs.get("index")
+        if index:
+            session.execute(insert(EVENT_INDEX), [
+                {**entry, "position": position} for entry, position in zip(index, ids,
+                                                                          strict=True)])
         self._notify_channel(session)
         return ids
 
