@@ -19,7 +19,6 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from consumers.codec import encode
-from domain.envelope import contract_record
 from domain.ledger import Ledger
 
 
@@ -101,8 +100,7 @@ class Publisher:
         self.producer.begin_transaction()
         try:
             for note in notes:
-                event: Any = self.ledger.mapper.to_domain_event(note)
-                key, value, headers = encode(contract_record(event, note.id))
+                key, value, headers = encode(self.ledger.record_of(note))
                 self.producer.send(self.topic, key=key, value=value, headers=headers)
             self.producer.commit_transaction()
         except BaseException:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 
 from domain.account import Account, Unattributed
 from domain.decide import Outcome, decide
@@ -143,6 +143,11 @@ class Ledger(Application):  # type: ignore[type-arg]
 
     def stream_events(self, stream_id: UUID) -> list[Stream.Event]:
         return list(self.events.get(stream_id))  # type: ignore[arg-type]
+
+    def record_of(self, note: Notification) -> dict[str, Any]:
+        """A stored notification as the contract's record, with its position."""
+        event: Any = self.mapper.to_domain_event(note)
+        return contract_record(event, note.id)
 
     def all_events(self, start: int = 1, limit: int = 1000) -> list[tuple[int, Any]]:
         """Notifications in store order with their decoded events."""

@@ -142,6 +142,22 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
         return [Notification(id=r[0], originator_id=self._uuid(r[1]), originator_version=r[2],
                              topic=r[3], state=bytes(r[4])) for r in rows]
 
+    def select_notifications_by_ids(self, ids: Sequence[int]) -> list[Notification]:
+        """Chosen notifications, in id order: an establishment's history from the index."""
+        conn = self._connection()
+        table: Table = self.events_record_cls.__table__
+        out: list[Notification] = []
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start:start + 500])
+            marks = ", ".join([self._mark] * len(chunk))
+            rows = conn.execute(
+                f"SELECT id, originator_id, originator_version, topic, state FROM "
+                f"{table.fullname} WHERE id IN ({marks}) ORDER BY id", chunk).fetchall()
+            out += [Notification(id=r[0], originator_id=self._uuid(r[1]),
+                                 originator_version=r[2], topic=r[3], state=bytes(r[4]))
+                    for r in rows]
+        return sorted(out, key=lambda n: n.id)
+
     def _uuid(self, value: object) -> UUID:
         if isinstance(value, UUID):
             return value

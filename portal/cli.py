@@ -20,11 +20,13 @@ from domain.settings import Settings
 from portal import read_cli
 from portal.kafka_cli import kafka_app
 from portal.progress import progress_bar
+from portal.replay_cli import replay_app
 from portal.tables import band_table, outcome_table
 
 app = typer.Typer(help="Sijil (سجل): the labour ministry's e-services ledger.",
                   no_args_is_help=True, add_completion=False)
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(replay_app, name="replay")
 app.command("stats")(read_cli.stats_command)
 app.command("establishment")(read_cli.establishment_command)
 app.command("worker")(read_cli.worker_command)

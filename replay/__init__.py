@@ -1,0 +1,1 @@
+"""What was: time travel, rebuilds, integrity verification, the leaked-credential audit."""
