@@ -71,7 +71,8 @@ class RequestContext(Frozen):
     client: Client
 
     def as_record(self) -> dict[str, Any]:
-        """The `request` object of DESIGN.md's event contract (occurred_at travels apart)."""
+        """Who and how: the `request` object of DESIGN.md's event contract, less what
+        was asked (RequestBase.as_record adds it; occurred_at travels apart)."""
         return {
             "request_id": self.request_id,
             "service": self.service,

@@ -128,6 +128,10 @@ class RequestRecord(ContractModel):
     session_id: ShortText
     auth: Auth
     client: Client
+    # What was asked, as validated: with the fields above and the event's occurred_at,
+    # the request itself — so that a counterfactual can decide it again.
+    establishment_id: str | None = Field(description="the establishment the request named")
+    payload: dict[str, Any] = Field(description="the request's payload, as validated")
 
 
 class EventRecord(ContractModel):

@@ -260,6 +260,11 @@ class RequestBase(RequestContext):
     establishment_id: EstablishmentId | None = None
     payload: Any
 
+    def as_record(self) -> dict[str, Any]:
+        """The event contract's `request`: who, how, and what was asked."""
+        return {**super().as_record(), "establishment_id": self.establishment_id,
+                "payload": self.payload.model_dump(mode="json")}
+
     @model_validator(mode="after")
     def _establishment_named(self) -> RequestBase:
         if self.service not in WITHOUT_ESTABLISHMENT and self.establishment_id is None:
@@ -318,6 +323,16 @@ def parse_request(data: bytes | str | dict[str, Any]) -> RequestBase:
         return _ADAPTER.validate_json(data)
     except ValidationError as error:
         raise MalformedRequest([_describe(e) for e in error.errors()]) from None
+
+
+def request_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The request an event was decided from, as a request line (for counterfactuals)."""
+    q = record["request"]
+    return {"request_id": q["request_id"], "service": q["service"],
+            "occurred_at": record["occurred_at"], "channel": q["channel"],
+            "actor": q["actor"], "session_id": q["session_id"], "auth": q["auth"],
+            "client": q["client"], "establishment_id": q["establishment_id"],
+            "payload": q["payload"]}
 
 
 def request_json_schema() -> dict[str, Any]:
