@@ -18,6 +18,7 @@ from domain.ledger import Ledger
 from domain.nitaqat import Assessment, assess
 from domain.settings import Settings
 from portal import read_cli
+from portal.consumers_cli import consumers_app
 from portal.kafka_cli import kafka_app
 from portal.progress import progress_bar
 from portal.replay_cli import replay_app
@@ -27,6 +28,7 @@ app = typer.Typer(help="Sijil (سجل): the labour ministry's e-services ledger.
                   no_args_is_help=True, add_completion=False)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(replay_app, name="replay")
+app.add_typer(consumers_app, name="consumers")
 app.command("stats")(read_cli.stats_command)
 app.command("establishment")(read_cli.establishment_command)
 app.command("worker")(read_cli.worker_command)
