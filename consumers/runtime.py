@@ -266,25 +266,22 @@ class PositionMerge:
     def release(self, good: list[Delivery]) -> tuple[list[Delivery], dict[int, int]]:
         for d in good:
             self.buffers.setdefault(d.partition, deque()).append(d)
-        out: list[Delivery] = []
         self._refreshed = False  # end offsets are asked at most once a release
-        heads = [(b[0].record["position"], p) for p, b in self.buffers.items() if b]
-        heapq.heapify(heads)
-        while heads:
-            _, p = heads[0]
-            if not self._others_settled(p):
-                break
-            heapq.heappop(heads)
-            buffer = self.buffers[p]
-            out.append(buffer.popleft())
-            if buffer:
-                heapq.heappush(heads, (buffer[0].record["position"], p))
+        out: list[Delivery] = []
+        if all(self.buffers.get(tp.partition) or self._drained(tp)
+               for tp in self.consumer.assignment()):
+            heads = [(b[0].record["position"], p) for p, b in self.buffers.items() if b]
+            heapq.heapify(heads)
+            while heads:
+                _, p = heapq.heappop(heads)
+                buffer = self.buffers[p]
+                out.append(buffer.popleft())
+                if buffer:
+                    heapq.heappush(heads, (buffer[0].record["position"], p))
+                elif not self._drained(TopicPartition(self.topic, p)):
+                    break  # its next record, unread yet, may come before the others
         self._throttle()
         return out, self._next_offsets(out)
-
-    def _others_settled(self, partition: int) -> bool:
-        return all(tp.partition == partition or self.buffers.get(tp.partition)
-                   or self._drained(tp) for tp in self.consumer.assignment())
 
     def _drained(self, tp: TopicPartition) -> bool:
         """Nothing left to read in this partition (the end is re-asked when reached)."""

@@ -86,7 +86,7 @@ class RequestContext(Frozen):
 
 def iso(moment: datetime) -> str:
     """UTC, ISO 8601 with microseconds and a Z: the one timestamp format on the record."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_iso(text: str) -> datetime:

@@ -42,17 +42,33 @@ PERMIT_EVENTS = Table(
     Index("permit_events_by_worker", "stream", "position"),
 )
 KINDS = {"worker.permit_issued": "issued", "worker.permit_renewed": "renewed"}
+# The permit follows the worker: to the new employer on a transfer (who renews it),
+# to no establishment once the worker has left the kingdom.
+MOVES = {"worker.service_transferred", "worker.left_kingdom"}
 
 
 def reads(record: Record) -> Iterable[tuple[str, Key]]:
     if record["event_type"] in KINDS:
         return [("permits", (record["stream"],)), ("workers", (record["stream"],))]
+    if record["event_type"] in MOVES:
+        return [("permits", (record["stream"],))]
     return []
+
+
+def _moved(rows: Rows, record: Record) -> None:
+    current = rows.get("permits", (record["stream"],))
+    if current is None:
+        return
+    current["establishment_id"] = record["payload"].get("to_establishment_id")
+    rows.put("permits", (record["stream"],), current)
 
 
 def fold(rows: Rows, record: Record) -> None:
     kind = record["event_type"]
     key = (record["stream"],)
+    if kind in MOVES:
+        _moved(rows, record)
+        return
     if kind not in KINDS:
         return
     p = record["payload"]
