@@ -120,13 +120,13 @@ class Ledger(Application):  # type: ignore[type-arg]
         decoded: list[tuple[int, dict[str, Any] | Exception]] = []
         for stored in self.recorder.select_events(stream_id):
             try:
-                record: dict[str, Any] | Exception = self._checked_record(stored)
+                record: dict[str, Any] | Exception = self.checked_record(stored)
             except Exception as error:  # a tampered record may fail in many ways
                 record = error
             decoded.append((stored.originator_version, record))
         return verify_chain(str(stream_id), decoded)
 
-    def _checked_record(self, stored: StoredEvent) -> dict[str, Any]:
+    def checked_record(self, stored: StoredEvent) -> dict[str, Any]:
         """The contract record of a stored event that is exactly as the ledger wrote it.
 
         The hash covers the event's content, but some bytes can change without changing

@@ -23,6 +23,7 @@ from portal.kafka_cli import kafka_app
 from portal.progress import progress_bar
 from portal.replay_cli import replay_app
 from portal.tables import band_table, outcome_table
+from portal.verify_cli import digest_command, verify_command
 
 app = typer.Typer(help="Sijil (سجل): the labour ministry's e-services ledger.",
                   no_args_is_help=True, add_completion=False)
@@ -32,6 +33,8 @@ app.add_typer(consumers_app, name="consumers")
 app.command("stats")(read_cli.stats_command)
 app.command("establishment")(read_cli.establishment_command)
 app.command("worker")(read_cli.worker_command)
+app.command("verify")(verify_command)
+app.command("digest")(digest_command)
 # Tables are read in logs and CI output too: wide enough not to fold Arabic labels.
 console = Console(width=None if Console().is_terminal else 160)
 errors = Console(stderr=True)
