@@ -18,7 +18,9 @@ from domain.ledger import Ledger
 from domain.nitaqat import Assessment, assess
 from domain.settings import Settings
 from portal import read_cli
+from portal.audit_cli import audit_app
 from portal.consumers_cli import consumers_app
+from portal.counterfactual_cli import counterfactual_command, remediate_command
 from portal.kafka_cli import kafka_app
 from portal.progress import progress_bar
 from portal.replay_cli import replay_app
@@ -30,6 +32,9 @@ app = typer.Typer(help="Sijil (سجل): the labour ministry's e-services ledger.
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(replay_app, name="replay")
 app.add_typer(consumers_app, name="consumers")
+app.add_typer(audit_app, name="audit")
+audit_app.command("counterfactual")(counterfactual_command)
+audit_app.command("remediate")(remediate_command)
 app.command("stats")(read_cli.stats_command)
 app.command("establishment")(read_cli.establishment_command)
 app.command("worker")(read_cli.worker_command)

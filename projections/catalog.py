@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from projections import establishments, nitaqat_alerts, permits, statistics, trail, workers
+from projections import (
+    establishments,
+    fraud_alerts,
+    nitaqat_alerts,
+    permits,
+    statistics,
+    trail,
+    workers,
+)
 from projections.rows import Projection
 
 ALL: tuple[Projection, ...] = (workers.PROJECTION, permits.PROJECTION,
                                establishments.PROJECTION, nitaqat_alerts.PROJECTION,
-                               trail.PROJECTION, statistics.PROJECTION)
+                               trail.PROJECTION, statistics.PROJECTION,
+                               *fraud_alerts.PROJECTIONS)
 BY_NAME: dict[str, Projection] = {p.name: p for p in ALL}
 
 

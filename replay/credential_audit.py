@@ -1,0 +1,291 @@
+"""The fraud analyst's question (DESIGN.md, seed 001): "an owner's password leaked on
+date D: which transactions did the thief make, and what did they change?"
+
+`audit_credential(ledger, account_id, since)` answers it from the event store, the
+system of record: the store's own index (domain/persistence.py, EVENT_INDEX) is asked
+for the account's events (index by account) and for every event made with one of the
+account's credentials since D (index by credential), and only those events are read.
+A couple of queries, whatever the size of the store.
+
+For each request made with the account's credentials since D (its own requests,
+accepted and refused, in every session it opened, and any request that presented one
+of its credentials): the establishment and service, the outcome, what it changed
+(workers transferred out or in, absence reports filed or cancelled, final exits
+requested, permissions granted or revoked, agents appointed, password and e-mail
+changes, hires and permits) and the risk signals the fraud detector's rules give it
+over the account's whole history (domain/fraud.py, run in memory). `Audit.suspicious`
+is the subset that scores at the alert threshold.
+
+The shared-ip rule needs every account's use of an ip, which the index does not key:
+it is the live detector's (projections/fraud_alerts.py), not the audit's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, select
+
+from domain.context import iso, parse_iso
+from domain.fraud import Detector, FraudSettings, request_establishment
+from domain.ledger import Ledger
+from domain.persistence import EVENT_INDEX
+
+Record = dict[str, Any]
+
+# Effects a fraud analyst asks about first (seed 001: what the thief changed).
+HARMFUL = frozenset({"transfer_out", "absence_report", "final_exit", "permission_granted",
+                     "agent_appointed", "password_changed", "email_changed"})
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One thing a request changed."""
+
+    kind: str
+    worker_id: str | None = None
+    establishment_id: str | None = None
+    counterpart: str | None = None  # the other establishment, delegate or agent
+    detail: str | None = None
+
+    def describe(self) -> str:
+        text = self.kind.replace("_", " ")
+        if self.worker_id:
+            text += f" {self.worker_id}"
+        if self.counterpart:
+            arrow = {"transfer_out": "→", "transfer_in": "←"}.get(self.kind, "")
+            text += f" {arrow} {self.counterpart}".replace("  ", " ")
+        if self.detail:
+            text += f" ({self.detail})"
+        return text
+
+
+@dataclass(frozen=True)
+class AuditedRequest:
+    request_id: str
+    occurred_at: str
+    service: str
+    establishment_id: str | None
+    outcome: str  # accepted, refused
+    rule: str | None
+    actor_account_id: str
+    role: str
+    credential_id: str | None
+    session_id: str
+    device_id: str
+    ip: str
+    channel: str
+    positions: tuple[int, ...]
+    effects: tuple[Effect, ...]
+    signals: tuple[str, ...]
+    score: float
+    suspicious: bool
+
+
+@dataclass
+class Audit:
+    account_id: str
+    since: str
+    until: str | None
+    credentials: tuple[str, ...]
+    threshold: float
+    requests: list[AuditedRequest] = field(default_factory=list)
+    history_events: int = 0  # events read to learn the account's habits
+
+    @property
+    def suspicious(self) -> list[AuditedRequest]:
+        return [r for r in self.requests if r.suspicious]
+
+    def groups(self, requests: Iterable[AuditedRequest] | None = None
+               ) -> dict[tuple[str, str], list[AuditedRequest]]:
+        """Requests by establishment and service, in time order within each."""
+        out: dict[tuple[str, str], list[AuditedRequest]] = {}
+        for r in self.requests if requests is None else requests:
+            out.setdefault((r.establishment_id or "-", r.service), []).append(r)
+        return dict(sorted(out.items()))
+
+    def effect_totals(self, requests: Iterable[AuditedRequest] | None = None
+                      ) -> Counter[str]:
+        return Counter(e.kind for r in (self.requests if requests is None else requests)
+                       for e in r.effects)
+
+    def to_json(self) -> dict[str, Any]:
+        def one(r: AuditedRequest) -> dict[str, Any]:
+            body = asdict(r)
+            body["effects"] = [{**asdict(e), "text": e.describe()} for e in r.effects]
+            return body
+
+        return {
+            "account_id": self.account_id, "since": self.since, "until": self.until,
+            "credentials": list(self.credentials), "threshold": self.threshold,
+            "requests": [one(r) for r in self.requests],
+            "suspicious": [r.request_id for r in self.suspicious],
+            "groups": [{"establishment_id": est, "service": svc,
+                        "requests": [r.request_id for r in rs]}
+                       for (est, svc), rs in self.groups().items()],
+            "effects": dict(self.effect_totals()),
+            "suspicious_effects": dict(self.effect_totals(self.suspicious)),
+            "history_events": self.history_events,
+        }
+
+
+def _moment(value: str | datetime) -> str:
+    return iso(value if isinstance(value, datetime) else parse_iso(value))
+
+
+def _engine(ledger: Ledger) -> Engine:
+    engine: Engine = ledger.recorder.datastore.engine  # type: ignore[attr-defined]
+    return engine
+
+
+def audit_credential(ledger: Ledger, account_id: str, since: str | datetime, *,
+                     until: str | datetime | None = None,
+                     settings: FraudSettings | None = None) -> Audit:
+    """Every request made with `account_id`'s credentials since `since` (and up to
+    `until`), with its effects and risk signals; see the module docstring."""
+    settings = settings or FraudSettings()
+    start = _moment(since)
+    end = _moment(until) if until is not None else None
+    idx = EVENT_INDEX.c
+    with _engine(ledger).connect() as conn:
+        own = conn.execute(select(idx.position, idx.credential_id)
+                           .where(idx.account_id == account_id)).all()
+        credentials = sorted({r.credential_id for r in own if r.credential_id})
+        presented = conn.execute(
+            select(idx.position).where(and_(idx.credential_id.in_(credentials),
+                                            idx.occurred_at >= start))).all() \
+            if credentials else []
+    positions = sorted({r.position for r in own} | {r.position for r in presented})
+    notes = ledger.recorder.select_notifications_by_ids(positions)  # type: ignore[attr-defined]
+    records = [ledger.record_of(n) for n in notes]
+    detector = Detector(settings).run(records)
+    names = _stream_names(ledger, [r for r in records if r["occurred_at"] >= start])
+    audit = Audit(account_id, start, end, tuple(credentials), settings.threshold,
+                  history_events=len(records))
+    mine = set(credentials)
+    for request in _requests(records):
+        first = request[0]
+        q = first["request"]
+        at = first["occurred_at"]
+        if at < start or (end is not None and at > end):
+            continue
+        if q["actor"]["account_id"] != account_id and q["auth"]["credential_id"] not in mine:
+            continue
+        audit.requests.append(_audited(request, detector, names))
+    return audit
+
+
+def _requests(records: list[Record]) -> list[list[Record]]:
+    """Records grouped by request, in the order of each request's first event."""
+    out: dict[str, list[Record]] = {}
+    for r in records:
+        out.setdefault(r["request"]["request_id"], []).append(r)
+    return list(out.values())
+
+
+def _audited(events: list[Record], detector: Detector, names: dict[str, str]
+             ) -> AuditedRequest:
+    first = events[0]
+    q = first["request"]
+    refused = first["event_type"] == "request.rejected"
+    scored = detector.scored(q["request_id"])
+    signals = scored.signals if scored else ()
+    score = scored.score if scored else 0.0
+    return AuditedRequest(
+        request_id=q["request_id"], occurred_at=first["occurred_at"], service=q["service"],
+        establishment_id=request_establishment(first),
+        outcome="refused" if refused else "accepted",
+        rule=first["payload"].get("rule") if refused else None,
+        actor_account_id=q["actor"]["account_id"], role=q["actor"]["role"],
+        credential_id=q["auth"].get("credential_id"), session_id=q["session_id"],
+        device_id=q["client"]["device_id"], ip=q["client"]["ip"], channel=q["channel"],
+        positions=tuple(r["position"] for r in events),
+        effects=tuple(effects_of(events, names)), signals=signals, score=score,
+        suspicious=bool(scored and scored.alerted))
+
+
+def _stream_names(ledger: Ledger, records: list[Record]) -> dict[str, str]:
+    """The worker or account id of each stream whose events name neither: read from the
+    stream's first event (worker.joined, account.registered), one query for all."""
+    wanted = sorted({r["stream"] for r in records if r["event_type"] in _NAMELESS})
+    if not wanted:
+        return {}
+    idx = EVENT_INDEX.c
+    with _engine(ledger).connect() as conn:
+        firsts = [row.position for start in range(0, len(wanted), 500)
+                  for row in conn.execute(select(idx.position).where(and_(
+                      idx.stream.in_(wanted[start:start + 500]), idx.version == 1)))]
+    notes = ledger.recorder.select_notifications_by_ids(firsts)  # type: ignore[attr-defined]
+    out: dict[str, str] = {}
+    for note in notes:
+        record = ledger.record_of(note)
+        p = record["payload"]
+        name = p.get("worker_id") or p.get("account_id")
+        if name:
+            out[record["stream"]] = str(name)
+    return out
+
+
+_NAMELESS = frozenset({"worker.final_exit_requested", "worker.absence_reported",
+                       "worker.service_transferred", "worker.absence_cancelled",
+                       "worker.permit_issued", "worker.permit_renewed",
+                       "worker.profession_changed", "account.delegation_granted",
+                       "account.delegation_revoked", "account.agent_appointed"})
+
+
+def effects_of(events: list[Record], names: dict[str, str]) -> list[Effect]:
+    """What one request's events changed, from their types and payloads."""
+    out: list[Effect] = []
+    for r in events:
+        t, p = r["event_type"], r["payload"]
+        who = names.get(r["stream"])
+        if t == "worker.service_transferred":
+            released = p.get("basis") == "employer_release"
+            out.append(Effect("transfer_out" if released else "transfer_in", who,
+                              p["from_establishment_id"] if released
+                              else p["to_establishment_id"],
+                              p["to_establishment_id"] if released
+                              else p["from_establishment_id"], p.get("basis")))
+        elif t == "worker.absence_reported":
+            out.append(Effect("absence_report", who, _worker_employer(events, who)))
+        elif t == "worker.absence_cancelled":
+            out.append(Effect("absence_cancel", who))
+        elif t == "worker.final_exit_requested":
+            out.append(Effect("final_exit", who))
+        elif t == "account.delegation_granted":
+            out.append(Effect("permission_granted", None, p["establishment_id"], who,
+                              ", ".join(p["services"])))
+        elif t == "account.delegation_revoked":
+            out.append(Effect("permission_revoked", None, p["establishment_id"], who))
+        elif t == "account.agent_appointed":
+            out.append(Effect("agent_appointed", None, None, who))
+        elif t == "account.password_changed":
+            out.append(Effect("password_changed", detail=p["new_credential_id"]))
+        elif t == "account.email_changed":
+            out.append(Effect("email_changed", detail=p["email"]))
+        elif t == "worker.joined":
+            out.append(Effect("hire", p["worker_id"], r["establishment_id"]))
+        elif t in ("worker.permit_issued", "worker.permit_renewed"):
+            out.append(Effect(t.split(".")[1], who, r["establishment_id"],
+                              detail=f"{p['months']} months"))
+        elif t == "worker.profession_changed":
+            out.append(Effect("profession_changed", who,
+                              detail=f"{p['from_profession']} → {p['to_profession']}"))
+    return out
+
+
+def _worker_employer(events: list[Record], worker: str | None) -> str | None:
+    for r in events:
+        if r["event_type"] == "establishment.worker_left" and \
+                r["payload"]["worker_id"] == worker:
+            employer: str | None = r["establishment_id"]
+            return employer
+    return None
+
+
+__all__ = ["HARMFUL", "Audit", "AuditedRequest", "Effect", "audit_credential", "effects_of"]
+

@@ -1,0 +1,170 @@
+"""The leaked-credential audit (replay/credential_audit.py) on seed 001's story told by
+hand (tests/leak_scenario.py): the audit since the leak lists every request made with
+the owner's credential, and exactly the thief's are suspicious, with what they changed;
+the detector over the whole history alerts the thief's requests and none of the owner's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from domain.fraud import OFF_HOURS, SENSITIVE_BURST, UNFAMILIAR_DEVICE, Detector
+from consumers.runtime import Delivery
+from domain.envelope import contract_record
+from domain.ledger import Ledger
+from portal.audit_cli import audit_app
+from projections import fraud_alerts
+from projections.database import projections_engine
+from projections.rows import MemoryRows, fold_all
+from projections.runner import ProjectionHandler
+from replay.credential_audit import audit_credential
+from tests.leak_scenario import LeakScenario, build_leak_scenario
+from tests.test_ledger_properties import counting_clock
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ledger, LeakScenario,
+                                                                      str]]:
+    folder = tmp_path_factory.mktemp("leak")
+    url = f"sqlite:///{folder}/events.sqlite"
+    ledger = Ledger(url, clock=counting_clock())
+    yield ledger, build_leak_scenario(ledger), url
+
+
+def all_records(ledger: Ledger) -> list[dict[str, Any]]:
+    records, start = [], 1
+    while batch := ledger.all_events(start=start, limit=500):
+        records += [contract_record(e, position) for position, e in batch]
+        start = batch[-1][0] + 1
+    return records
+
+
+def test_the_audit_lists_every_request_with_the_credential_since_the_leak(story: Any
+                                                                           ) -> None:
+    ledger, s, _ = story
+    audit = audit_credential(ledger, s.owner_account_id, s.leaked_at)
+    assert [r.request_id for r in audit.requests] == [*s.thief_request_ids,
+                                                      *s.owner_request_ids_after]
+    assert audit.credentials == (s.owner_credential_id,)
+    assert all(r.credential_id == s.owner_credential_id for r in audit.requests)
+
+
+def test_exactly_the_thiefs_requests_are_suspicious(story: Any) -> None:
+    ledger, s, _ = story
+    audit = audit_credential(ledger, s.owner_account_id, s.leaked_at)
+    suspicious = audit.suspicious
+    assert [r.request_id for r in suspicious] == list(s.thief_request_ids)
+    assert {(r.session_id, r.device_id, r.ip) for r in suspicious} == \
+        {(s.thief_session_id, s.thief_device_id, s.thief_ip)}
+    for r in suspicious:
+        assert {UNFAMILIAR_DEVICE, OFF_HOURS, SENSITIVE_BURST} <= set(r.signals), r
+    for r in audit.requests:
+        if r.request_id in s.owner_request_ids_after:
+            assert r.signals == () and r.device_id == s.owner_device_id
+
+
+def test_the_thiefs_effects(story: Any) -> None:
+    ledger, s, _ = story
+    audit = audit_credential(ledger, s.owner_account_id, s.leaked_at)
+    thief = audit.suspicious
+    totals = audit.effect_totals(thief)
+    assert totals["absence_report"] == 2 and totals["transfer_out"] == 3
+    assert sum(totals.values()) == 5
+    effects = [e for r in thief for e in r.effects]
+    assert sorted(e.worker_id for e in effects if e.kind == "transfer_out") == \
+        sorted(s.transferred_worker_ids)
+    assert {e.counterpart for e in effects if e.kind == "transfer_out"} == \
+        {s.receiving_establishment_id}
+    assert sorted(e.worker_id for e in effects if e.kind == "absence_report") == \
+        sorted(s.reported_worker_ids)
+    groups = audit.groups(thief)
+    assert [len(v) for v in groups.values()] == [1, 2, 3]
+    assert list(groups) == [("-", "account.login"),
+                            (s.establishment_id, "absence.report"),
+                            (s.establishment_id, "worker.service_transfer")]
+
+
+def test_an_earlier_since_adds_the_owners_history_and_nothing_suspicious(story: Any
+                                                                         ) -> None:
+    ledger, s, _ = story
+    audit = audit_credential(ledger, s.owner_account_id, "2025-01-01T00:00:00Z")
+    ids = [r.request_id for r in audit.requests]
+    assert ids == [*s.owner_request_ids_before, *s.thief_request_ids,
+                   *s.owner_request_ids_after]
+    assert [r.request_id for r in audit.suspicious] == list(s.thief_request_ids)
+
+
+def test_the_audit_reads_only_the_accounts_events(story: Any) -> None:
+    ledger, s, _ = story
+    audit = audit_credential(ledger, s.owner_account_id, s.leaked_at)
+    everything = all_records(ledger)
+    owners = [r for r in everything if r["request"]["actor"]["account_id"] ==
+              s.owner_account_id]
+    assert audit.history_events == len(owners) < len(everything)
+
+
+def test_the_window_can_end(story: Any) -> None:
+    ledger, s, _ = story
+    audit = audit_credential(ledger, s.owner_account_id, s.thief_started_at,
+                             until=s.thief_ended_at)
+    assert [r.request_id for r in audit.requests] == list(s.thief_request_ids)
+
+
+def test_the_detector_alerts_the_thief_and_not_the_owner(story: Any) -> None:
+    ledger, s, _ = story
+    records = all_records(ledger)
+    detector = Detector().run(records)
+    assert detector.alerted_requests() == set(s.thief_request_ids)
+    rows = MemoryRows()
+    fold_all(fraud_alerts.PROJECTIONS, rows, records)
+    assert {a["request_id"] for a in rows.history["fraud_alerts"]} == \
+        set(s.thief_request_ids)
+    assert {a["establishment_id"] for a in rows.history["fraud_alerts"]} == \
+        {None, s.establishment_id}
+
+
+# == the command line ======================================================================
+def test_cli_credential(story: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, s, url = story
+    monkeypatch.setenv("SIJIL_DATABASE_URL", url)
+    runner = CliRunner()
+    result = runner.invoke(audit_app, ["credential", s.owner_account_id, "--since",
+                                       s.leaked_at, "--json"])
+    assert result.exit_code == 0, result.output
+    body = orjson.loads(result.output)
+    assert body["suspicious"] == list(s.thief_request_ids)
+    assert body["suspicious_effects"] == {"absence_report": 2, "transfer_out": 3}
+    table = runner.invoke(audit_app, ["credential", s.owner_account_id, "--since",
+                                      s.leaked_at])
+    assert table.exit_code == 0, table.output
+    assert s.thief_device_id in table.output and "6 suspicious" in table.output
+    bad = runner.invoke(audit_app, ["credential", s.owner_account_id, "--since", "soon"])
+    assert bad.exit_code != 0
+
+
+def test_cli_alerts(story: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger, s, _ = story
+    url = f"sqlite:///{tmp_path}/projections.sqlite"
+    monkeypatch.setenv("SIJIL_PROJECTIONS_URL", url)
+    runner = CliRunner()
+    empty = runner.invoke(audit_app, ["alerts", "--json"])
+    assert empty.exit_code == 0 and orjson.loads(empty.output) == []
+    engine = projections_engine(url)
+    handler = ProjectionHandler(engine, fraud_alerts.PROJECTIONS)
+    deliveries = [Delivery("t", 0, n, None, r) for n, r in enumerate(all_records(ledger))]
+    with engine.begin() as conn:
+        handler.handle(conn, deliveries)
+    engine.dispose()
+    result = runner.invoke(audit_app, ["alerts", "--limit", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    alerts = orjson.loads(result.output)
+    assert [a["request_id"] for a in alerts] == list(reversed(s.thief_request_ids))[:4]
+    assert all(a["device_id"] == s.thief_device_id and a["score"] >= 0.6 for a in alerts)
+    shown = runner.invoke(audit_app, ["alerts"])
+    assert shown.exit_code == 0 and s.thief_request_ids[0] in shown.output
