@@ -5,7 +5,9 @@ credentials) is ingested into the event store; the per-service outcomes and thre
 establishments' Nitaqat bands are printed; a real Kafka broker is started, the history
 published to it exactly once, and the topic's partitions and a few decoded events shown
 then projected into SQL read models — the statistics table, one establishment's band
-history, the Nitaqat alerts — before the broker stops. The audit joins here next.
+history, the Nitaqat alerts — and the fraud analyst's story told: the detector's alerts,
+the most alerted credential's blast radius, its counterfactual and the remediation dry
+run; then the broker stops.
 """
 
 from __future__ import annotations
@@ -92,6 +94,39 @@ def _projection_stage(console: Console) -> None:
         console.print(Rule(f"6. establishment {chosen}: its band history and state now"))
         read_cli.establishment_command(establishment_id=chosen, on=None)
     console.print(_alerts_table(queries.alerts(engine, limit=12)))
+    _audit_stage(console)
+
+
+def _audit_stage(console: Console) -> None:
+    """The fraud analyst's story: which credential the detector flags most, what it did,
+    what the ledger would be without it, and the reversals that would undo it."""
+    from collections import Counter
+
+    from portal import audit_cli
+    from portal.counterfactual_cli import counterfactual_command, remediate_command
+
+    console.print(Rule("7. the fraud analyst: alerts, a leaked credential's blast radius, "
+                       "its counterfactual, the remediation"))
+    audit_cli.alerts_command(limit=10, account=None, as_json=False)
+    alerts = audit_cli.latest_alerts(Settings().read_models_url(), 1000)
+    if not alerts:
+        console.print("No fraud alerts were raised.")
+        return
+    scores: Counter[str] = Counter()
+    for a in alerts:
+        scores[a["account_id"]] += a["score"]
+    account = scores.most_common(1)[0][0]
+    mine = [a for a in alerts if a["account_id"] == account]
+    since = min(a["occurred_at"] for a in mine)
+    devices = sorted({a["device_id"] for a in mine})
+    console.print(f"The most alerted account is {account}: its credential's requests since "
+                  f"{since}, the suspicious ones (from {', '.join(devices)}):")
+    audit_cli.credential_command(account_id=account, since=since, until=None,
+                                 suspicious=True, as_json=False)
+    counterfactual_command(account=account, since=since, devices=devices, sessions=None,
+                           establishment=None, as_json=False)
+    remediate_command(account=account, since=since, by="staff:aud-demo", devices=devices,
+                      sessions=None, apply=False, reason="leaked credential (demo)")
 
 
 def _establishment_with_history(engine: Any) -> str | None:
