@@ -63,3 +63,30 @@ def test_runner_over_kafka_equals_the_folds_in_memory_and_the_plan(
         counted[row["service"]] = counted.get(row["service"], 0) + row["accepted"] + \
             row["refused"]
     assert counted == {s: n for s, n in planned.items() if n}
+
+
+def test_sijil_stats_json_equals_the_plan(history: tuple[str, dict[str, int]],
+                                          kafka_bootstrap: str, fresh_topic: Any,
+                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    """The command an operator runs, not only the tables: its totals are the plan's."""
+    from typer.testing import CliRunner
+
+    from portal.cli import app
+
+    store, planned = history
+    topic = fresh_topic(partitions=3)
+    monkeypatch.setenv("SIJIL_HOME", str(tmp_path))
+    monkeypatch.setenv("SIJIL_DATABASE_URL", store)
+    monkeypatch.setenv("SIJIL_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("SIJIL_EVENTS_TOPIC", topic)
+    runner = CliRunner()
+    for command in (["publish"], ["project"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["stats", "--json"])
+    assert result.exit_code == 0, result.output
+    stats = orjson.loads(result.stdout)
+    assert {code: row["total"] for code, row in stats.items()} == \
+        {s: n for s, n in planned.items() if n}
+    assert stats["permit.renew"]["ar"] == "الرخص المجددة"
