@@ -23,6 +23,7 @@ from portal.consumers_cli import consumers_app
 from portal.counterfactual_cli import counterfactual_command, remediate_command
 from portal.kafka_cli import kafka_app
 from portal.progress import progress_bar
+from portal.rebuild_cli import rebuild_command
 from portal.replay_cli import replay_app
 from portal.tables import band_table, outcome_table
 from portal.verify_cli import digest_command, verify_command
@@ -40,6 +41,7 @@ app.command("establishment")(read_cli.establishment_command)
 app.command("worker")(read_cli.worker_command)
 app.command("verify")(verify_command)
 app.command("digest")(digest_command)
+app.command("rebuild")(rebuild_command)
 # Tables are read in logs and CI output too: wide enough not to fold Arabic labels.
 console = Console(width=None if Console().is_terminal else 160)
 errors = Console(stderr=True)

@@ -4,29 +4,42 @@ Each batch: the rows its records will read are fetched in one query a table (tho
 already cached), every record is folded through every projection into an overlay, and
 the overlay is written with one bulk upsert a table — in the transaction that stores the
 group's offsets. The cache learns the overlay only when that transaction commits.
+
+Every projection has offsets of its own (consumers/offsets.py, `MemberOffsets`): the
+batch's transaction first takes the group's lock and reads them, and a record is folded
+into a projection only at or after that projection's offset in the record's partition —
+so a projection rebuilt ahead of the others (replay/rebuild.py) skips what it already
+has. A projection whose epoch moved (its tables were swapped by a rebuild) loses its
+cached rows.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select, tuple_
+from sqlalchemy import Boolean, Connection, Engine, Integer, String, Table, select, tuple_
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
+from consumers.offsets import MemberOffsets, lock_group, member_epochs, member_offsets
 from consumers.runtime import Delivery
 from projections.database import METADATA, upsert
 from projections.rows import Key, Projection, Row
 
+GROUP = "sijil-projections"
 ABSENT: Row = {}  # a cached "no such row"
+CacheKey = tuple[str, Key]
 
 
 class Overlay:
     """The rows of one batch, over the cache: what the folds see and what gets written."""
 
-    def __init__(self, cache: OrderedDict[tuple[str, Key], Row]) -> None:
+    def __init__(self, cache: OrderedDict[CacheKey, Row]) -> None:
         self.cache = cache
-        self.puts: dict[tuple[str, Key], Row] = {}
+        self.puts: dict[CacheKey, Row] = {}
         self.appends: dict[str, list[Row]] = {}
 
     def get(self, table: str, key: Key) -> Row | None:
@@ -45,22 +58,42 @@ class Overlay:
 
 
 class ProjectionHandler:
+    """Folds batches of deliveries into the projections' tables.
+
+    `group`: the consumer group whose per-projection offsets decide what each projection
+    folds (None: fold everything, as a rebuild does). `tables`: where each table's rows
+    go, by the name the folds use (default: the projections' own tables). `fresh`: the
+    tables start empty, so a row never written is known absent without asking.
+    """
+
     def __init__(self, engine: Engine, projections: Sequence[Projection],
-                 cache_rows: int = 500_000) -> None:
+                 cache_rows: int = 500_000, *, group: str | None = GROUP,
+                 tables: Mapping[str, Table] | None = None, fresh: bool = False) -> None:
         self.engine = engine
         self.projections = tuple(projections)
-        self.tables: dict[str, Table] = {t.name: t for p in projections for t in p.tables}
-        METADATA.create_all(engine, tables=list(self.tables.values()))
-        self.cache: OrderedDict[tuple[str, Key], Row] = OrderedDict()
+        if tables is None:
+            self.tables: dict[str, Table] = {t.name: t for p in projections for t in p.tables}
+            METADATA.create_all(engine, tables=list(self.tables.values()))
+        else:
+            self.tables = dict(tables)
+        self.owner = {t.name: p.name for p in projections for t in p.tables}
+        self.cache: OrderedDict[CacheKey, Row] = OrderedDict()
         self.cache_rows = cache_rows
         self._pending: Overlay | None = None
+        self.group = group
+        self.offsets = (MemberOffsets(engine, [p.name for p in projections])
+                        if group is not None else None)
+        self.epochs: dict[str, int] | None = None
+        self._plain: dict[str, list[tuple[str, Any]] | None] = {}
+        # Fresh tables: the keys evicted from the cache are the only ones worth asking.
+        self.evicted: set[CacheKey] | None = set() if fresh else None
 
     def handle(self, conn: Connection, deliveries: Sequence[Delivery]) -> None:
-        records = [d.record for d in deliveries]
-        self._prefetch(conn, records)
+        work = self._work(conn, deliveries)
+        self._prefetch(conn, work)
         overlay = Overlay(self.cache)
-        for record in records:
-            for projection in self.projections:
+        for record, projections in work:
+            for projection in projections:
                 projection.fold(overlay, record)
         self._write(conn, overlay)
         self._pending = overlay
@@ -71,23 +104,65 @@ class ProjectionHandler:
                 self.cache[key] = row
                 self.cache.move_to_end(key)
             while len(self.cache) > self.cache_rows:
-                self.cache.popitem(last=False)
+                key, _ = self.cache.popitem(last=False)
+                if self.evicted is not None:
+                    self.evicted.add(key)
         self._pending = None
 
     def rolled_back(self) -> None:
         self._pending = None
 
-    def _prefetch(self, conn: Connection, records: Iterable[dict[str, Any]]) -> None:
+    # -- which projection folds which record --------------------------------------------
+    def _work(self, conn: Connection, deliveries: Sequence[Delivery]
+              ) -> list[tuple[dict[str, Any], tuple[Projection, ...]]]:
+        if self.group is None or not deliveries:
+            return [(d.record, self.projections) for d in deliveries]
+        names = [p.name for p in self.projections]
+        lock_group(conn, self.group)  # before any read: a swap commits before or after us
+        stored = member_offsets(conn, self.group, deliveries[0].topic, names)
+        self._forget_rebuilt(member_epochs(conn, self.group, names))
+        # Per partition, the offset from which every projection folds.
+        everyone = {d.partition: max(stored[n].get(d.partition, 0) for n in names)
+                    for d in deliveries}
+        work = []
+        for d in deliveries:
+            if d.offset >= everyone[d.partition]:
+                work.append((d.record, self.projections))
+            else:
+                work.append((d.record, tuple(p for p in self.projections
+                                             if d.offset >= stored[p.name].get(d.partition, 0))))
+        return work
+
+    def _forget_rebuilt(self, epochs: dict[str, int]) -> None:
+        """Drop the cached rows of projections whose tables were swapped since."""
+        if self.epochs is not None:
+            moved = {name for name, epoch in epochs.items() if self.epochs.get(name) != epoch}
+            if moved:
+                for key in [k for k in self.cache if self.owner.get(k[0]) in moved]:
+                    del self.cache[key]
+        self.epochs = epochs
+
+    # -- reading and writing ------------------------------------------------------------
+    def _prefetch(self, conn: Connection,
+                  work: list[tuple[dict[str, Any], tuple[Projection, ...]]]) -> None:
+        cache, evicted = self.cache, self.evicted
+        if evicted is not None and not evicted:
+            return  # fresh tables, nothing evicted: every row is in the cache or absent
         wanted: dict[str, set[Key]] = {}
-        for record in records:
-            for projection in self.projections:
+        for record, projections in work:
+            for projection in projections:
                 for table, key in projection.reads(record):
-                    if table in self.tables and (table, key) not in self.cache:
+                    if table in self.tables and (table, key) not in cache and (
+                            evicted is None or (table, key) in evicted):
                         wanted.setdefault(table, set()).add(key)
         for table, keys in wanted.items():
-            self._load(conn, self.tables[table], sorted(keys, key=repr))
+            self._load(conn, table, sorted(keys, key=repr))
+        if evicted is not None:
+            for table, keys in wanted.items():
+                evicted.difference_update((table, k) for k in keys)
 
-    def _load(self, conn: Connection, table: Table, keys: list[Key]) -> None:
+    def _load(self, conn: Connection, name: str, keys: list[Key]) -> None:
+        table = self.tables[name]
         pk = list(table.primary_key.columns)
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
@@ -96,7 +171,7 @@ class ProjectionHandler:
             found = {tuple(r[c.name] for c in pk): dict(r)
                      for r in conn.execute(select(table).where(where)).mappings()}
             for key in chunk:
-                self.cache[(table.name, key)] = found.get(key, ABSENT)
+                self.cache[(name, key)] = found.get(key, ABSENT)
 
     def _write(self, conn: Connection, overlay: Overlay) -> None:
         by_table: dict[str, list[Row]] = {}
@@ -104,7 +179,80 @@ class ProjectionHandler:
             by_table.setdefault(table, []).append(row)
         for table, rows in by_table.items():
             if table in self.tables:
-                upsert(conn, self.tables[table], rows)
+                self._executemany(conn, table, rows, upserting=True)
         for table, rows in overlay.appends.items():
             if table in self.tables:
-                conn.execute(self.tables[table].insert(), rows)
+                self._executemany(conn, table, rows, upserting=False)
+
+    def _executemany(self, conn: Connection, name: str, rows: list[Row], *,
+                     upserting: bool) -> None:
+        """On SQLite, one executemany straight to the driver, the statement made once a
+        table (SQLAlchemy's parameter processing costs as much as SQLite's work); else,
+        or for a table whose columns need processing, through SQLAlchemy."""
+        table = self.tables[name]
+        plain = self._plain.get(name) if conn.dialect.name == "sqlite" else None
+        if plain is None and conn.dialect.name == "sqlite" and name not in self._plain:
+            plain = self._plain[name] = _plain_columns(table)
+        if plain is None:
+            if upserting:
+                upsert(conn, table, rows)
+            else:
+                conn.execute(table.insert(), rows)
+            return
+        sql = _sqlite_statement(conn, table, upserting)
+        whole = _getter(tuple(c for c, _ in plain))
+        params = []
+        for row in rows:
+            try:
+                params.append(whole(row))
+            except KeyError:  # a column left out: its default
+                params.append(tuple(row.get(c, default) for c, default in plain))
+        conn.exec_driver_sql(sql, params)
+
+
+PLAIN_TYPES = (String, Integer, Boolean)  # Text is a String
+
+
+def _plain_columns(table: Table) -> list[tuple[str, Any]] | None:
+    """(column, value when a row leaves it out) for a table the SQLite driver can take
+    rows of as they are; None when a column's type or default needs SQLAlchemy."""
+    out = []
+    for column in table.columns:
+        if not isinstance(column.type, PLAIN_TYPES):
+            return None
+        default = column.default
+        if default is None:
+            out.append((column.name, None))
+        elif isinstance(default, ScalarElementColumnDefault):
+            out.append((column.name, default.arg))
+        else:
+            return None
+    return out
+
+
+@lru_cache(maxsize=256)
+def _getter(columns: tuple[str, ...]) -> Callable[[Row], tuple[Any, ...]]:
+    get = itemgetter(*columns)
+    return get if len(columns) > 1 else lambda row: (get(row),)
+
+
+@lru_cache(maxsize=256)
+def _sqlite_sql(table_name: str, columns: tuple[str, ...], keys: tuple[str, ...],
+                upserting: bool) -> str:
+    def q(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    sql = (f"INSERT INTO {q(table_name)} ({', '.join(q(c) for c in columns)}) "
+           f"VALUES ({', '.join('?' for _ in columns)})")
+    updates = [c for c in columns if c not in keys]
+    if upserting and updates:
+        sql += (f" ON CONFLICT ({', '.join(q(k) for k in keys)}) DO UPDATE SET "
+                + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in updates))
+    elif upserting:
+        sql += f" ON CONFLICT ({', '.join(q(k) for k in keys)}) DO NOTHING"
+    return sql
+
+
+def _sqlite_statement(conn: Connection, table: Table, upserting: bool) -> str:
+    return _sqlite_sql(str(table.name), tuple(c.name for c in table.columns),
+                       tuple(c.name for c in table.primary_key.columns), upserting)

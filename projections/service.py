@@ -1,5 +1,8 @@
 """Running the projection runners: a consumer group over the events topic whose handler
-folds every projection into the read models' database."""
+folds every projection into the read models' database.
+
+The group resumes from the least of its projections' own offsets (`MemberOffsets`): a
+projection rebuilt ahead of the others (`sijil rebuild`) skips what it already has."""
 
 from __future__ import annotations
 
@@ -13,9 +16,9 @@ from projections.catalog import ALL
 from projections.database import projections_engine
 from projections.nitaqat_alerts import ALERTS
 from projections.rows import Projection
-from projections.runner import ProjectionHandler
+from projections.runner import GROUP, ProjectionHandler
 
-GROUP = "sijil-projections"
+__all__ = ["GROUP", "run_projections"]
 
 
 def run_projections(*, url: str, bootstrap: str, topic: str,
@@ -25,9 +28,11 @@ def run_projections(*, url: str, bootstrap: str, topic: str,
     """Project the topic until caught up (or until stopped, with `follow`), then relay
     the Nitaqat alerts written meanwhile to the alerts topic."""
     engine = projections_engine(url)
-    handler = ProjectionHandler(engine, projections)
+    handler = ProjectionHandler(engine, projections, group=group)
     subscriber = Subscriber(bootstrap=bootstrap, topic=topic, group=group, handler=handler,
                             engine=engine, batch=batch, ordered=True)
+    if handler.offsets is not None:  # start from the least projection's, save them all
+        subscriber.offsets = handler.offsets
     try:
         stats = subscriber.run(stop, until_caught_up=not follow)
         if any(p.name == "nitaqat_alerts" for p in projections):
