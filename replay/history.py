@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 
 from consumers.codec import decode
+from consumers.inspection import committed_messages
 from domain.identifiers import establishment_stream
 from domain.ledger import Ledger
 from domain.persistence import EVENT_INDEX
@@ -81,22 +82,8 @@ def from_records(records: list[Record], number: str, cutoff: Cutoff) -> list[Rec
 
 
 def from_kafka(bootstrap: str, topic: str, number: str, cutoff: Cutoff) -> list[Record]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                             enable_auto_commit=False, group_id=None)
-    try:
-        partitions = [TopicPartition(topic, p)
-                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(partitions)
-        records: list[Record] = []
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for messages in consumer.poll(timeout_ms=1000).values():
-                records += [decode(m.value, m.headers) for m in messages]
-    finally:
-        consumer.close()
+    records = [decode(m.value, m.headers)
+               for _, messages in committed_messages(bootstrap, topic) for m in messages]
     return from_records(sorted(records, key=lambda r: r["position"]), number, cutoff)
 
 

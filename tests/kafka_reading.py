@@ -4,28 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-
 from consumers.codec import decode
+from consumers.inspection import committed_messages
 
 
 def read_topic(bootstrap: str, topic: str) -> dict[int, list[Any]]:
     """All committed records of the topic, per partition, in offset order."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                             enable_auto_commit=False, group_id=None)
-    try:
-        partitions = [TopicPartition(topic, p)
-                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(partitions)
-        out: dict[int, list[Any]] = {tp.partition: [] for tp in partitions}
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for tp, messages in consumer.poll(timeout_ms=1000).items():
-                out[tp.partition].extend(messages)
-        return out
-    finally:
-        consumer.close()
+    out: dict[int, list[Any]] = {}
+    for partition, messages in committed_messages(bootstrap, topic):
+        out.setdefault(partition, []).extend(messages)
+    return out
 
 
 def decoded(bootstrap: str, topic: str) -> list[dict[str, Any]]:
