@@ -15,14 +15,16 @@ from sqlalchemy import Engine, Table, select, update
 
 
 def relay_alerts(engine: Engine, table: Table, bootstrap: str, topic: str,
-                 page: int = 1000) -> int:
+                 page: int = 1000, key: str = "establishment_id") -> int:
+    """Relay unpublished rows, keyed by the `key` column (an establishment's Nitaqat
+    alerts; an account's fraud alerts, many of which concern no establishment)."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     sent = 0
     try:
         while rows := _unpublished(engine, table, page):
             for row in rows:
                 body = {str(k): v for k, v in row.items() if k != "published"}
-                producer.send(topic, key=str(row["establishment_id"]).encode(),
+                producer.send(topic, key=str(row[key]).encode(),
                               value=orjson.dumps(body),
                               headers=[("alert_id", str(row["alert_id"]).encode()),
                                        ("kind", str(row["kind"]).encode())])

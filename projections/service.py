@@ -11,9 +11,10 @@ from collections.abc import Sequence
 
 from consumers.alerts import relay_alerts
 from consumers.runtime import RunStats, Subscriber
-from consumers.topics import ALERTS_NITAQAT_TOPIC
+from consumers.topics import ALERTS_FRAUD_TOPIC, ALERTS_NITAQAT_TOPIC
 from projections.catalog import ALL
 from projections.database import projections_engine
+from projections.fraud_alerts import ALERTS as FRAUD_ALERTS
 from projections.nitaqat_alerts import ALERTS
 from projections.rows import Projection
 from projections.runner import GROUP, ProjectionHandler
@@ -37,6 +38,9 @@ def run_projections(*, url: str, bootstrap: str, topic: str,
         stats = subscriber.run(stop, until_caught_up=not follow)
         if any(p.name == "nitaqat_alerts" for p in projections):
             stats.alerts_relayed = relay_alerts(engine, ALERTS, bootstrap, alerts_topic)
+        if any(p.name == "fraud_alerts" for p in projections):
+            stats.alerts_relayed += relay_alerts(engine, FRAUD_ALERTS, bootstrap,
+                                                 ALERTS_FRAUD_TOPIC, key="account_id")
         return stats
     finally:
         subscriber.close()

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from consumers.publisher import Publisher
+from consumers.topics import ALERTS_FRAUD_TOPIC, ALERTS_NITAQAT_TOPIC
 from domain.ingest import ingest
 from domain.ledger import Ledger
 from projections.catalog import ALL
@@ -18,6 +19,7 @@ from projections.reading import table_rows
 from projections.rows import MemoryRows, fold_all
 from projections.service import run_projections
 from simulator import simulate
+from tests.kafka_reading import read_topic
 from tests.test_ledger_properties import all_records, counting_clock
 
 
@@ -58,6 +60,13 @@ def test_runner_over_kafka_equals_the_folds_in_memory_and_the_plan(
                    for r in sorted(built[table].values(), key=lambda r: r["position"])]
         assert relayed == [{k: v for k, v in r.items() if k != "published"}
                            for r in sorted(appended, key=lambda r: r["position"])]
+    for table, topic in (("nitaqat_alerts", ALERTS_NITAQAT_TOPIC),
+                         ("fraud_alerts", ALERTS_FRAUD_TOPIC)):
+        relayed_ids = {dict(m.headers)["alert_id"].decode()
+                       for part in read_topic(kafka_bootstrap, topic).values() for m in part}
+        assert built[table], f"the history raised no {table}"
+        assert {r["alert_id"] for r in built[table].values()} <= relayed_ids
+        assert all(r["published"] for r in built[table].values())
     counted: dict[str, int] = {}
     for row in built["service_stats"].values():
         counted[row["service"]] = counted.get(row["service"], 0) + row["accepted"] + \
