@@ -44,8 +44,8 @@ import typer
 from sqlalchemy import distinct, func, select
 
 from bench.common import console, print_table, progress, sqlite_url, write_results
-from domain.fraud import Detector, FraudSettings
 from domain.context import iso, parse_iso
+from domain.fraud import Detector, FraudSettings
 from domain.ingest import ingest
 from domain.ledger import Ledger
 from domain.persistence import EVENT_INDEX

@@ -217,7 +217,7 @@ def project_command(
     import signal
     import threading
 
-    from projections.service import run_projections
+    from consumers.projecting import run_projections
 
     settings = Settings()
     settings.home.mkdir(parents=True, exist_ok=True)

@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from consumers.projection_runner import GROUP
 from domain.settings import Settings
 from portal.progress import progress_bar
 from projections.catalog import ALL, BY_NAME
-from projections.runner import GROUP
 from replay.rebuild import RebuildError, RebuildReport, rebuild_projections, rebuild_set
 
 console = Console(width=None if Console().is_terminal else 160)

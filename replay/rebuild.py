@@ -74,11 +74,11 @@ from consumers.offsets import (
     member_offsets,
     set_member_offsets,
 )
+from consumers.projection_runner import GROUP, ProjectionHandler
 from consumers.runtime import Delivery, PositionMerge
 from projections.catalog import ALL, BY_NAME
 from projections.database import projections_engine
 from projections.rows import Projection
-from projections.runner import GROUP, ProjectionHandler
 
 SHADOW = "__shadow"
 # Columns written by a relay after the fold, not by the fold: kept across a rebuild, by

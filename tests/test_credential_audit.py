@@ -14,15 +14,15 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from domain.fraud import OFF_HOURS, SENSITIVE_BURST, UNFAMILIAR_DEVICE, Detector
+from consumers.projection_runner import ProjectionHandler
 from consumers.runtime import Delivery
 from domain.envelope import contract_record
+from domain.fraud import OFF_HOURS, SENSITIVE_BURST, UNFAMILIAR_DEVICE, Detector
 from domain.ledger import Ledger
 from portal.audit_cli import audit_app
 from projections import fraud_alerts
 from projections.database import projections_engine
 from projections.rows import MemoryRows, fold_all
-from projections.runner import ProjectionHandler
 from replay.credential_audit import audit_credential
 from tests.leak_scenario import LeakScenario, build_leak_scenario
 from tests.test_ledger_properties import counting_clock

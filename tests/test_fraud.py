@@ -14,6 +14,8 @@ import orjson
 import pytest
 from sqlalchemy import create_engine, select
 
+from consumers.projection_runner import ProjectionHandler
+from consumers.runtime import Delivery
 from domain.fraud import (
     AFTER_CREDENTIAL_CHANGE,
     ALERTED_DEVICE,
@@ -33,10 +35,8 @@ from domain.fraud import (
     sensitive,
     transfer_out,
 )
-from consumers.runtime import Delivery
 from projections import fraud_alerts
 from projections.rows import MemoryRows, fold_all
-from projections.runner import ProjectionHandler
 
 Record = dict[str, Any]
 OWNER, OTHER = "1000000001", "1000000002"

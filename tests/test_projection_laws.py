@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from consumers.projecting import run_projections
 from consumers.publisher import Publisher
 from domain.ingest import ingest
 from domain.ledger import Ledger
@@ -32,7 +33,6 @@ from projections.catalog import ALL
 from projections.database import projections_engine
 from projections.reading import table_rows
 from projections.rows import Key, MemoryRows, Row, fold_all
-from projections.service import run_projections
 from simulator import simulate
 from tests.strategies import histories
 from tests.test_ledger_properties import all_records, counting_clock, lines

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from consumers.projecting import run_projections
 from consumers.publisher import Publisher
 from consumers.topics import ALERTS_FRAUD_TOPIC, ALERTS_NITAQAT_TOPIC
 from domain.ingest import ingest
@@ -17,7 +18,6 @@ from projections.catalog import ALL
 from projections.database import projections_engine
 from projections.reading import table_rows
 from projections.rows import MemoryRows, fold_all
-from projections.service import run_projections
 from simulator import simulate
 from tests.kafka_reading import read_topic
 from tests.test_ledger_properties import all_records, counting_clock

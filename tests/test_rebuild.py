@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import text
 
 from consumers.offsets import member_group
+from consumers.projecting import run_projections
 from consumers.publisher import Publisher
 from domain.ingest import ingest
 from domain.ledger import Ledger
@@ -30,7 +31,6 @@ from projections.catalog import ALL
 from projections.database import projections_engine
 from projections.reading import table_rows
 from projections.rows import Key, Row
-from projections.service import run_projections
 from replay.rebuild import Rebuild, rebuild_projections, rebuild_set
 from simulator import simulate
 from tests.test_ledger_properties import counting_clock

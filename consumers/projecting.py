@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 
 from consumers.alerts import relay_alerts
+from consumers.projection_runner import GROUP, ProjectionHandler
 from consumers.runtime import RunStats, Subscriber
 from consumers.topics import ALERTS_FRAUD_TOPIC, ALERTS_NITAQAT_TOPIC
 from projections.catalog import ALL
@@ -17,7 +18,6 @@ from projections.database import projections_engine
 from projections.fraud_alerts import ALERTS as FRAUD_ALERTS
 from projections.nitaqat_alerts import ALERTS
 from projections.rows import Projection
-from projections.runner import GROUP, ProjectionHandler
 
 __all__ = ["GROUP", "run_projections"]
 
