@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import Connection
 
+from consumers import projecting as service
 from consumers.projection_runner import ProjectionHandler
 from consumers.runtime import Delivery, Subscriber
-from projections import service
 
 
 class LingeringHandler(ProjectionHandler):

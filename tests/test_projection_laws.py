@@ -39,7 +39,7 @@ from tests.test_ledger_properties import all_records, counting_clock, lines
 
 SCRIPT = Path(__file__).with_name("projection_process.py")
 TABLES = {t.name: t for p in ALL for t in p.tables}
-RELAY_MARKS = {("nitaqat_alerts", "published")}
+RELAY_MARKS = {("nitaqat_alerts", "published"), ("fraud_alerts", "published")}
 Tables = dict[str, dict[Key, Row]]
 _files = itertools.count()
 

@@ -78,7 +78,7 @@ def _publisher_process(store: str, bootstrap: str, topic: str,
                        log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SIJIL_DATABASE_URL": store, "SIJIL_KAFKA_BOOTSTRAP": bootstrap}
     return subprocess.Popen(
-        [sys.executable, "-m", "portal.cli", "publish", "--topic", topic, "--page", "150"],
+        [sys.executable, "-m", "portal.cli", "publish", "--topic", topic, "--page", "40"],
         env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
@@ -90,7 +90,7 @@ def test_publisher_killed_at_random_moments_leaves_each_event_exactly_once(
     for _ in range(5):
         process = _publisher_process(simulated_store, kafka_bootstrap, topic,
                                      tmp_path / "publisher.log")
-        time.sleep(rng.uniform(1.2, 3.0))
+        time.sleep(rng.uniform(1.5, 2.5))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
