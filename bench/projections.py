@@ -165,6 +165,13 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def cpu_seconds() -> float:
+    """This process's and its children's CPU time (user and system)."""
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
+
+
 def raw_consume(bootstrap: str, topic: str, batch: int) -> dict[str, Any]:
     """Every committed record of the topic, not decoded."""
     started = time.perf_counter()
@@ -184,7 +191,8 @@ def raw_consume(bootstrap: str, topic: str, batch: int) -> dict[str, Any]:
         seconds = time.perf_counter() - started
     finally:
         consumer.close()
-    return {"events": count, "seconds": seconds, "peak_rss_mib": peak_rss_mib()}
+    return {"events": count, "seconds": seconds, "peak_rss_mib": peak_rss_mib(),
+            "cpu_seconds": cpu_seconds()}
 
 
 def rebuild_all(bootstrap: str, topic: str, batch: int, folder: str,
@@ -214,6 +222,7 @@ def rebuild_all(bootstrap: str, topic: str, batch: int, folder: str,
         "events": report.folded, "seconds": ended - started, "build_seconds": built - started,
         "swap_seconds": ended - built, "rows": report.rows, "failed": report.failed,
         "undecodable": report.undecodable, "peak_rss_mib": peak_rss_mib(),
+        "cpu_seconds": cpu_seconds(),
         "peak_rss_children_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "database_mib": round(sum(f.stat().st_size for f in Path(folder).glob("read-*"))
                               / 2**20, 1)}

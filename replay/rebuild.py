@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import queue
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -83,9 +82,8 @@ from projections.rows import Projection
 SHADOW = "__shadow"
 # Columns written by a relay after the fold, not by the fold: kept across a rebuild, by
 # primary key, so that a rebuild does not send every alert again.
-RELAY_MARKS: dict[str, str] = {"nitaqat_alerts": "published"}
+RELAY_MARKS: dict[str, str] = {"nitaqat_alerts": "published", "fraud_alerts": "published"}
 Progress = Callable[[int, int], None]  # (records read, records to read)
-SQLITE_CACHE_KIB = int(os.environ.get("SIJIL_REBUILD_SQLITE_CACHE_KIB", 256 * 1024))
 
 
 class RebuildError(RuntimeError):
@@ -256,7 +254,7 @@ class Rebuild:
     to the end of the topic, to its own cut; the swap stays one transaction here."""
 
     def __init__(self, *, url: str, bootstrap: str, topic: str, names: Iterable[str],
-                 group: str = GROUP, batch: int = 5000, cache_rows: int = 1_000_000,
+                 group: str = GROUP, batch: int = 5000, cache_rows: int = 500_000,
                  processes: int = 1, consumer_options: dict[str, Any] | None = None) -> None:
         self.url = url
         self.engine = projections_engine(url)
@@ -505,9 +503,6 @@ class Rebuild:
             self.conn = self.engine.connect()
             if self.conn.dialect.name == "sqlite":
                 self.conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_LOCK_WAIT_MS}")
-                # Big shadow tables keyed at random: a page cache that holds their
-                # B-trees' upper levels (the default is 2 MiB).
-                self.conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
             self.conn.commit()
         return self.conn
 
