@@ -1,0 +1,729 @@
+"""The whole pipeline at a fraction of the ministry's volume, with its baselines.
+
+    python -m bench.scale --scale F [--seed 20250601] [--processes 2] [--work DIR]
+                          [--profile STAGE ...] [--out FILE] [--results-md FILE]
+
+F = 1.0 is the ministry's ten months: about 18 million requests (DESIGN.md, seed 002).
+The simulator (simulator/) makes every service the ministry counted in seed 002's
+proportions to permit renewals, plus what a real portal also records (logins, wage
+files, the passports feed) and a bootstrap of the establishments' existing workforce;
+the number of establishments is chosen so that the ten months hold F x 18 million
+requests (REQUESTS_PER_ESTABLISHMENT, measured), and the results file keeps every
+service's simulated count beside F x seed 002's.
+
+The stages, each in a fresh process so that its peak memory is its own, each with a
+progress bar and its figures (wall time, rate, peak RSS, CPU seconds, bytes on disk):
+
+1. simulate: the requests (JSON Lines) and the leak campaigns' labels;
+2. ingest: every request decided and recorded (domain.ingest, SQLite store);
+3. publish: the store's log onto a fresh events topic, exactly once (consumers.publisher);
+4. project: every projection rebuilt from offset 0 (replay.rebuild, `--processes`);
+5. queries: `audit_credential` for each campaign's victim and accounts picked at random
+   (p50, p99, max), and the as-of replay of the establishment with the most events, at
+   the middle and at the end of the history.
+
+The baselines, measured in the same run, each beside the stage it gives a meaning to:
+the eventsourcing library's raw batched save (bench.ingest.raw_save) for ingest;
+kafka-python's raw produce of the same encoded records (idempotent, no transactions)
+for publish; kafka-python's raw consume of the whole events topic (read_committed, CRC
+checks on) and a plain SQL bulk insert (sqlite3 executemany) for project. A baseline
+runs on at most `--baseline-limit` items: its rate, not its total, is what is compared.
+
+`--profile STAGE` (simulate, ingest, publish, project, queries; repeatable) runs that
+stage under cProfile and keeps its top functions by own time in the results. Results go
+to bench/results/scale-F.json after every stage (a run that dies keeps what it
+measured), and the table of bench/RESULTS.md is rewritten from every scale-*.json there.
+Kafka: SIJIL_KAFKA_BOOTSTRAP if set, else a throwaway local broker in the work folder.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import math
+import multiprocessing
+import os
+import random
+import resource
+import shutil
+import sqlite3
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from bench.common import RESULTS, console, print_table, progress, rate, write_results
+
+SEED = 20250601
+MONTHS = 10
+MINISTRY_REQUESTS = 18_000_000  # ten months of the ministry (seed 002; the mission)
+# Requests a simulated establishment makes in ten months, its bootstrap included
+# (measured: 2,000 establishments, seed 7 -> 180,224 requests).
+REQUESTS_PER_ESTABLISHMENT = 90.1
+# Permit renewals a simulated establishment makes in ten months (the same run: 22,437):
+# `--match services` sizes the run so that renewals, and with them every counted
+# service, are F x seed 002's; the bootstrap and the feeds then make it about 4.7 times
+# the requests of `--match requests`.
+RENEWALS_PER_ESTABLISHMENT = 11.2
+SEED_002_RENEWALS = 7_855_568
+LEAKS_PER_UNIT = 300  # leak campaigns at F = 1.0 (at least 2 at any scale)
+STAGES = ("simulate", "ingest", "publish", "project", "queries")
+CACHE = Path(__file__).resolve().parent / ".cache"
+RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+SEED_002 = (Path(__file__).resolve().parents[2] / "shared" / "data"
+            / "ministry_statistics.json")
+TOP = 20
+# Targets of issue 6, on this 2-core machine.
+PIPELINE_MINUTES_AT_FULL_SCALE = 30
+RATIO_AIM = 0.60
+AUDIT_P99_S = 0.200
+AS_OF_S = 1.0
+
+app = typer.Typer(add_completion=False)
+
+
+# -- the machinery: stages in child processes ---------------------------------------------
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime)
+
+
+def _child(function: Callable[..., dict[str, Any]], profile: bool, *args: Any
+           ) -> dict[str, Any]:
+    """Runs in the child: the stage, its time, peak memory and CPU, and its profile."""
+    profiler = cProfile.Profile() if profile else None
+    started = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    figures = function(*args)
+    if profiler:
+        profiler.disable()
+    figures.setdefault("seconds", time.perf_counter() - started)
+    figures["peak_rss_mib"] = round(peak_rss_mib(), 1)
+    figures["peak_rss_children_mib"] = round(
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+    figures["cpu_seconds"] = round(own_cpu_seconds(), 1)
+    if profiler:
+        from bench.projections import top_tottime
+
+        text, rows = top_tottime(profiler, TOP)
+        figures["profile_top"] = rows
+        console.print(text, highlight=False)
+    return figures
+
+
+def in_child(function: Callable[..., dict[str, Any]], *args: Any, profile: bool = False
+             ) -> dict[str, Any]:
+    """A fresh (spawned) process: its peak memory is the stage's alone. Not a daemon:
+    a rebuild with --processes starts children of its own."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        result: dict[str, Any] = pool.submit(_child, function, profile, *args).result()
+    return result
+
+
+def file_bytes(*paths: Path) -> int:
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
+def sqlite_bytes(path: Path) -> int:
+    """A SQLite database with its write-ahead log."""
+    return file_bytes(path, Path(f"{path}-wal"), Path(f"{path}-shm"))
+
+
+def mib(count: int) -> float:
+    return round(count / 2**20, 1)
+
+
+# -- 1. simulate --------------------------------------------------------------------------
+def establishments_for(scale: float, match: str = "requests") -> int:
+    if match == "services":
+        return max(20, round(scale * SEED_002_RENEWALS / RENEWALS_PER_ESTABLISHMENT))
+    return max(20, round(scale * MINISTRY_REQUESTS / REQUESTS_PER_ESTABLISHMENT))
+
+
+def leaks_for(scale: float) -> int:
+    return max(2, round(scale * LEAKS_PER_UNIT))
+
+
+def simulate_stage(work: str, establishments: int, leaks: int, seed: int) -> dict[str, Any]:
+    from simulator import simulate
+
+    folder = Path(work)
+    expected = round(establishments * REQUESTS_PER_ESTABLISHMENT)
+    with progress() as bar:
+        task = bar.add_task("simulate (requests)", total=expected)
+        summary = simulate(establishments=establishments, months=MONTHS, seed=seed,
+                           leaks=leaks, out=folder / "requests.jsonl",
+                           labels=folder / "labels.jsonl", plan=folder / "plan.json",
+                           progress=lambda n: bar.update(task, completed=n, total=max(
+                               n, expected)))
+    return {"requests": summary.requests, "establishments": summary.establishments,
+            "workers": summary.workers, "accounts": summary.accounts,
+            "campaigns": summary.campaigns, "services": summary.services,
+            "first_occurred_at": summary.first_occurred_at,
+            "last_occurred_at": summary.last_occurred_at,
+            "requests_file_mib": mib(file_bytes(folder / "requests.jsonl"))}
+
+
+def against_seed_002(services: dict[str, int], scale: float) -> dict[str, dict[str, Any]]:
+    """Each counted service's simulated count beside F x seed 002's."""
+    if not SEED_002.is_file():
+        return {}
+    counted = orjson.loads(SEED_002.read_bytes())["service_counts_first_10_months"]
+    out = {}
+    for code, entry in counted["services"].items():
+        wanted = entry["count"] * scale
+        got = services.get(code, 0)
+        out[code] = {"simulated": got, "seed_002_times_f": round(wanted),
+                     "ratio": round(got / wanted, 2) if wanted else None}
+    return out
+
+
+# -- 2. ingest ------------------------------------------------------------------------------
+def ingest_stage(work: str, url: str, requests: int) -> dict[str, Any]:
+    from domain.ingest import ingest
+    from domain.ledger import Ledger
+    from domain.settings import Settings
+
+    batch = Settings().ingest_batch_size
+    ledger = Ledger(url)
+    started = time.perf_counter()
+    with progress() as bar, (Path(work) / "requests.jsonl").open("rb") as lines:
+        task = bar.add_task("ingest (requests)", total=requests)
+        report = ingest(ledger, lines, batch_size=batch,
+                        progress=lambda n: bar.update(task, completed=n))
+    seconds = time.perf_counter() - started
+    streams = ledger_streams(url)
+    return {"seconds": seconds, "requests": report.decided, "events": report.events,
+            "accepted": sum(report.accepted.values()),
+            "refused": sum(report.refused.values()), "malformed": len(report.malformed),
+            "batch_size": batch, "streams": streams,
+            "requests_per_s": rate(report.decided, seconds),
+            "events_per_s": rate(report.events, seconds),
+            "store_mib": mib(sqlite_bytes(Path(work) / "events.sqlite"))}
+
+
+def ledger_streams(url: str) -> int:
+    from sqlalchemy import create_engine, func, select
+
+    from domain.persistence import EVENT_INDEX
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count(func.distinct(
+                EVENT_INDEX.c.stream)))).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
+def raw_save_stage(work: str, events: int, transactions: int, streams: int
+                   ) -> dict[str, Any]:
+    """The library alone: the same number of events over as many streams in as many
+    transactions as ingest used (scaled down to at most the baseline limit)."""
+    from bench.ingest import raw_save
+
+    url = f"sqlite:///{Path(work) / 'raw-save.sqlite'}"
+    with progress() as bar:
+        task = bar.add_task("baseline: raw eventsourcing save (events)", total=events)
+        seconds = raw_save(url, events, transactions, streams,
+                           lambda n: bar.update(task, completed=n))
+    for stale in Path(work).glob("raw-save.sqlite*"):
+        stale.unlink()
+    return {"seconds": seconds, "events": events, "transactions": transactions,
+            "streams": streams, "events_per_s": rate(events, seconds)}
+
+
+# -- 3. publish -----------------------------------------------------------------------------
+def new_topic(bootstrap: str, label: str, partitions: int) -> str:
+    from bench.kafka_log import new_topic as make
+
+    return make(bootstrap, label, partitions)
+
+
+def topic_bytes(bootstrap: str, topic: str) -> int:
+    """The topic's size on the brokers' disks, as the brokers report it."""
+    from consumers.topics import admin_client
+
+    admin = admin_client(bootstrap, client_id="sijil-bench")
+    try:
+        total = 0
+        for broker in admin.describe_log_dirs([topic]):
+            for log_dir in broker["log_dirs"]:
+                for entry in log_dir.get("topics", []):
+                    if entry.get("name") == topic:
+                        total += sum(int(p.get("partition_size", 0))
+                                     for p in entry.get("partitions", []))
+        return total
+    finally:
+        admin.close()
+
+
+def publish_stage(url: str, bootstrap: str, topic: str, events: int) -> dict[str, Any]:
+    from consumers.publisher import Publisher
+    from domain.ledger import Ledger
+
+    publisher = Publisher(Ledger(url), bootstrap, topic)  # init_transactions: untimed
+    try:
+        started = time.perf_counter()
+        with progress() as bar:
+            task = bar.add_task("publish (events)", total=events)
+            report = publisher.publish_pending(lambda n: bar.update(task, completed=n))
+        seconds = time.perf_counter() - started
+    finally:
+        publisher.close()
+    return {"seconds": seconds, "events": report.published,
+            "events_per_s": rate(report.published, seconds), "page": publisher.page,
+            "topic_mib": mib(topic_bytes(bootstrap, topic))}
+
+
+def raw_produce_stage(url: str, bootstrap: str, topic: str, count: int) -> dict[str, Any]:
+    """kafka-python alone: the publisher's own encoded records (a sample of the store,
+    cycled), produced idempotently without transactions and flushed."""
+    from bench.kafka_log import raw_produce
+    from consumers.codec import encode
+    from domain.ledger import Ledger
+
+    ledger, start = Ledger(url), 0
+    records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+    while len(records) < min(count, 100_000) and (notes := ledger.recorder.select_notifications(
+            start=start, limit=5000, inclusive_of_start=False)):
+        records += [encode(ledger.record_of(n)) for n in notes]
+        start = notes[-1].id
+    with console.status(f"baseline: raw produce of {count:,} records …"):
+        seconds = raw_produce(bootstrap, topic, records, count)
+    return {"seconds": seconds, "events": count, "events_per_s": rate(count, seconds),
+            "distinct_records": len(records),
+            "mean_value_bytes": round(statistics.mean(len(r[1]) for r in records))}
+
+
+# -- 4. project -----------------------------------------------------------------------------
+def raw_consume_stage(bootstrap: str, topic: str, batch: int, limit: int) -> dict[str, Any]:
+    """kafka-python alone: the events topic from offset 0 (up to `limit` records)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                             check_crcs=True, enable_auto_commit=False, group_id=None,
+                             max_poll_records=batch)
+    try:
+        parts = [TopicPartition(topic, p)
+                 for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(parts)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(parts)
+        count, started = 0, time.perf_counter()
+        with progress() as bar:
+            task = bar.add_task("baseline: raw consume (records)", total=limit)
+            while count < limit and any(consumer.position(tp) < ends[tp] for tp in parts):
+                for messages in consumer.poll(timeout_ms=1000).values():
+                    count += len(messages)
+                bar.update(task, completed=min(count, limit))
+        seconds = time.perf_counter() - started
+    finally:
+        consumer.close()
+    return {"seconds": seconds, "events": count, "events_per_s": rate(count, seconds)}
+
+
+def project_stage(work: str, bootstrap: str, topic: str, processes: int, batch: int
+                  ) -> dict[str, Any]:
+    from projections.catalog import ALL
+    from replay.rebuild import Rebuild
+
+    path = Path(work) / "projections.sqlite"
+    for stale in Path(work).glob("projections.sqlite*"):
+        stale.unlink()
+    started = time.perf_counter()
+    rebuild = Rebuild(url=f"sqlite:///{path}", bootstrap=bootstrap, topic=topic,
+                      names=[p.name for p in ALL], batch=batch, processes=processes)
+    try:
+        rebuild.prepare()
+        with progress() as bar:
+            task = bar.add_task(f"project: every projection from offset 0 "
+                                f"({rebuild.processes} process(es), records)", total=None)
+            rebuild.build(lambda done, total: bar.update(task, completed=done, total=total))
+        built = time.perf_counter()
+        with console.status("project: indexes and swap …"):
+            report = rebuild.swap()
+    finally:
+        rebuild.close()
+    seconds = time.perf_counter() - started
+    rows = sum(report.rows.values())
+    return {"seconds": seconds, "build_seconds": built - started,
+            "swap_seconds": seconds - (built - started), "events": report.folded,
+            "records": report.records, "failed": report.failed,
+            "undecodable": report.undecodable, "processes": rebuild.processes,
+            "rows": report.rows, "rows_total": rows, "rows_per_s": rate(rows, seconds),
+            "events_per_s": rate(report.folded, seconds),
+            "read_models_mib": mib(sqlite_bytes(path))}
+
+
+def sql_insert_stage(work: str, rows: int) -> dict[str, Any]:
+    """A plain SQL bulk insert: sqlite3's executemany of rows shaped like the read
+    models' (a key and ten text columns, about 300 bytes), 5,000 a transaction."""
+    path = Path(work) / "bulk-insert.sqlite"
+    path.unlink(missing_ok=True)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE t (k TEXT PRIMARY KEY, " +
+               ", ".join(f"c{i} TEXT" for i in range(10)) + ")")
+    filler = ["x" * 28] * 10
+    started = time.perf_counter()
+    for begin in range(0, rows, 5000):
+        with db:
+            db.executemany("INSERT INTO t VALUES (?" + ", ?" * 10 + ")",
+                           ([f"{i:012d}", *filler] for i in range(begin, min(rows,
+                                                                        begin + 5000))))
+    seconds = time.perf_counter() - started
+    db.close()
+    for stale in Path(work).glob("bulk-insert.sqlite*"):
+        stale.unlink()
+    return {"seconds": seconds, "rows": rows, "rows_per_s": rate(rows, seconds)}
+
+
+# -- 5. queries -----------------------------------------------------------------------------
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def queries_stage(work: str, url: str, accounts: int, seed: int) -> dict[str, Any]:
+    return {"audit_credential": audit_figures(work, url, accounts, seed),
+            "as_of": as_of_figures(url)}
+
+
+def audit_accounts(url: str, work: str, count: int, seed: int) -> list[tuple[str, str]]:
+    """Each campaign's victim since the leak, then accounts of events drawn at random
+    (so busy accounts are drawn more often) since the middle of the history."""
+    from sqlalchemy import create_engine, func, select
+
+    from domain.persistence import EVENT_INDEX
+
+    labels = [orjson.loads(line) for line in (Path(work) / "labels.jsonl").read_bytes()
+              .splitlines() if line.strip()]
+    victims = [(c["account_id"], c["leaked_at"]) for c in labels if c["type"] == "campaign"]
+    idx = EVENT_INDEX.c
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            last = int(conn.execute(select(func.max(idx.position))).scalar() or 0)
+            first_at, last_at = conn.execute(select(func.min(idx.occurred_at),
+                                                    func.max(idx.occurred_at))).one()
+            rng = random.Random(seed)
+            drawn = rng.sample(range(1, last + 1), min(last, count * 5))
+            picked: list[str] = []
+            for begin in range(0, len(drawn), 500):
+                picked += [r[0] for r in conn.execute(select(idx.account_id).where(
+                    idx.position.in_(drawn[begin:begin + 500])))]
+    finally:
+        engine.dispose()
+    people = list(dict.fromkeys(a for a in picked if not a.startswith(("sys:", "staff:"))))
+    middle = midpoint(first_at, last_at)
+    return victims + [(a, middle) for a in people[:max(0, count - len(victims))]]
+
+
+def midpoint(first: str, last: str) -> str:
+    from domain.context import iso, parse_iso
+
+    a, b = parse_iso(first), parse_iso(last)
+    return iso(a + (b - a) / 2)
+
+
+def audit_figures(work: str, url: str, count: int, seed: int) -> dict[str, Any]:
+    from domain.ledger import Ledger
+    from replay.credential_audit import audit_credential
+
+    ledger = Ledger(url)
+    jobs = audit_accounts(url, work, count, seed)
+    times: list[float] = []
+    listed: list[int] = []
+    history: list[int] = []
+    with progress() as bar:
+        task = bar.add_task("queries: audit credential", total=len(jobs))
+        for account, since in jobs:
+            started = time.perf_counter()
+            audit = audit_credential(ledger, account, since)
+            times.append(time.perf_counter() - started)
+            listed.append(len(audit.requests))
+            history.append(audit.history_events)
+            bar.update(task, advance=1)
+    slowest = max(range(len(times)), key=times.__getitem__)
+    return {"audits": len(jobs), "p50_s": statistics.median(times),
+            "p99_s": quantile(times, 0.99), "max_s": max(times),
+            "slowest_account": jobs[slowest][0], "slowest_history_events": history[slowest],
+            "max_requests_listed": max(listed), "max_history_events": max(history)}
+
+
+def as_of_figures(url: str, repeats: int = 3) -> dict[str, Any]:
+    """The establishment with the most events, as of the middle and the end."""
+    from sqlalchemy import func, select
+
+    from domain.ledger import Ledger
+    from domain.persistence import EVENT_INDEX
+    from replay.as_of import as_of
+    from replay.history import Cutoff, from_store
+
+    ledger = Ledger(url)
+    idx = EVENT_INDEX.c
+    engine = ledger.recorder.datastore.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        number, own = conn.execute(
+            select(idx.establishment_id, func.count()).where(idx.establishment_id.is_not(None))
+            .group_by(idx.establishment_id).order_by(func.count().desc()).limit(1)).one()
+        first_at, last_at = conn.execute(
+            select(func.min(idx.occurred_at), func.max(idx.occurred_at))
+            .where(idx.establishment_id == number)).one()
+    out: dict[str, Any] = {"establishment_id": number, "own_events": own}
+    for label, cutoff in (("middle", Cutoff(time=midpoint(first_at, last_at))),
+                          ("end", Cutoff())):
+        times, replayed = [], 0
+        for _ in range(repeats):
+            started = time.perf_counter()
+            state = as_of(number, from_store(ledger, number, cutoff))
+            times.append(time.perf_counter() - started)
+            replayed = state.events
+        out[label] = {"as_of": cutoff.time, "events_replayed": replayed,
+                      "median_s": statistics.median(times), "max_s": max(times)}
+    return out
+
+
+# -- the run --------------------------------------------------------------------------------
+@contextmanager
+def kafka(folder: Path) -> Iterator[tuple[str, str]]:
+    from bench.kafka_log import broker
+
+    with broker(folder) as found:
+        yield found
+
+
+class Run:
+    """One run's figures, written after every stage."""
+
+    def __init__(self, scale: float, out: Path, figures: dict[str, Any]) -> None:
+        self.scale, self.out, self.figures = scale, out, figures
+
+    def stage(self, name: str, figures: dict[str, Any], group: str = "stages") -> None:
+        self.figures.setdefault(group, {})[name] = figures
+        show = {k: v for k, v in figures.items()
+                if not isinstance(v, dict | list) and k != "profile_top"}
+        print_table(f"{group[:-1]}: {name}", ["figure", "value"],
+                    [(k, v) for k, v in show.items()])
+        self.save()
+
+    def save(self) -> None:
+        self.figures["ratios"] = ratios(self.figures)
+        self.figures["targets"] = targets(self.figures, self.scale)
+        write_results(f"scale-{self.scale:g}", self.figures, self.out)
+
+
+def ratios(figures: dict[str, Any]) -> dict[str, float | None]:
+    stages, base = figures.get("stages", {}), figures.get("baselines", {})
+
+    def of(stage: str, baseline: str, key: str = "events_per_s") -> float | None:
+        a, b = stages.get(stage, {}).get(key), base.get(baseline, {}).get(key)
+        return round(a / b, 3) if a and b else None
+
+    return {"ingest_to_raw_save": of("ingest", "raw_save"),
+            "publish_to_raw_produce": of("publish", "raw_produce"),
+            "project_to_raw_consume": of("project", "raw_consume"),
+            "project_rows_to_sql_insert": of("project", "sql_insert", "rows_per_s")}
+
+
+def targets(figures: dict[str, Any], scale: float) -> dict[str, Any]:
+    """Issue 6's targets; the 30-minute one extrapolated linearly from F to 1.0."""
+    stages, got = figures.get("stages", {}), figures.get("ratios", {})
+    pipeline = [stages.get(s, {}).get("seconds") for s in ("ingest", "publish", "project")]
+    out: dict[str, Any] = {}
+    if all(pipeline):
+        seconds = float(sum(pipeline))
+        out["pipeline_seconds"] = round(seconds, 1)
+        out["pipeline_minutes_at_full_scale_estimate"] = round(seconds / scale / 60, 1)
+        out["pipeline_under_30_min"] = seconds / scale / 60 < PIPELINE_MINUTES_AT_FULL_SCALE
+    for name, key in (("project_at_60pct_of_raw_consume", "project_to_raw_consume"),
+                      ("publish_at_60pct_of_raw_produce", "publish_to_raw_produce")):
+        if got.get(key) is not None:
+            out[name] = got[key] >= RATIO_AIM
+    queries = stages.get("queries", {})
+    if queries:
+        out["audit_credential_p99_under_200ms"] = (queries["audit_credential"]["p99_s"]
+                                                   < AUDIT_P99_S)
+        out["as_of_largest_under_1s"] = all(queries["as_of"][k]["max_s"] < AS_OF_S
+                                            for k in ("middle", "end"))
+    return out
+
+
+def execute(scale: float, seed: int, processes: int, work: Path, profile: set[str],
+            baseline_limit: int, accounts: int, out: Path, match: str = "requests"
+            ) -> dict[str, Any]:
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    establishments, leaks = establishments_for(scale, match), leaks_for(scale)
+    url = f"sqlite:///{work / 'events.sqlite'}"
+    run = Run(scale, out, {"scale": scale, "match": match, "seed": seed, "months": MONTHS,
+                           "establishments_asked": establishments, "leaks_asked": leaks,
+                           "work": str(work)})
+    console.rule(f"scale {scale:g}: {establishments:,} establishments x {MONTHS} months, "
+                 f"{leaks} leak campaigns")
+    sim = in_child(simulate_stage, str(work), establishments, leaks, seed,
+                   profile="simulate" in profile)
+    run.figures["services_against_seed_002"] = against_seed_002(sim.pop("services"), scale)
+    run.stage("simulate", sim)
+    done = in_child(ingest_stage, str(work), url, sim["requests"],
+                    profile="ingest" in profile)
+    run.stage("ingest", done)
+    events = min(done["events"], baseline_limit)
+    transactions = max(1, round(events / done["events"]
+                                * math.ceil(done["requests"] / done["batch_size"])))
+    streams = max(1, round(done["streams"] * events / done["events"]))
+    run.stage("raw_save", in_child(raw_save_stage, str(work), events, transactions,
+                                   streams), "baselines")
+    with kafka(work) as (bootstrap, what):
+        run.figures["kafka"] = what
+        partitions = int(os.environ.get("SIJIL_EVENTS_PARTITIONS", "6"))
+        topic = new_topic(bootstrap, "scale", partitions)
+        run.figures["topic"] = {"name": topic, "partitions": partitions}
+        published = in_child(publish_stage, url, bootstrap, topic, done["events"],
+                             profile="publish" in profile)
+        run.stage("publish", published)
+        produce_topic = new_topic(bootstrap, "scale-raw", partitions)
+        run.stage("raw_produce", in_child(raw_produce_stage, url, bootstrap, produce_topic,
+                                          min(published["events"], baseline_limit)),
+                  "baselines")
+        run.stage("raw_consume", in_child(raw_consume_stage, bootstrap, topic, 5000,
+                                          baseline_limit), "baselines")
+        projected = in_child(project_stage, str(work), bootstrap, topic, processes, 5000,
+                             profile="project" in profile)
+        run.stage("project", projected)
+    run.stage("sql_insert", in_child(sql_insert_stage, str(work),
+                                     min(projected["rows_total"], baseline_limit)),
+              "baselines")
+    run.stage("queries", in_child(queries_stage, str(work), url, accounts, seed,
+                                  profile="queries" in profile))
+    report(run.figures)
+    return run.figures
+
+
+def report(figures: dict[str, Any]) -> None:
+    stages, base = figures["stages"], figures.get("baselines", {})
+    rows = []
+    for name in ("simulate", "ingest", "publish", "project"):
+        s = stages.get(name, {})
+        count = s.get("events", s.get("requests"))
+        rows.append((name, count, s.get("seconds"), rate(count or 0, s.get("seconds") or 0),
+                     s.get("peak_rss_mib"), s.get("cpu_seconds")))
+    for name, s in base.items():
+        count = s.get("events", s.get("rows"))
+        rows.append((f"baseline: {name}", count, s.get("seconds"),
+                     rate(count or 0, s.get("seconds") or 0), s.get("peak_rss_mib"),
+                     s.get("cpu_seconds")))
+    print_table("the pipeline and its baselines", ["stage", "items", "seconds", "items/s",
+                                                    "peak RSS MiB", "CPU s"], rows)
+    print_table("ratios to the baselines", ["ratio", "value"],
+                list(figures["ratios"].items()))
+    print_table("targets (issue 6)", ["target", "value"], list(figures["targets"].items()))
+
+
+# -- bench/RESULTS.md -----------------------------------------------------------------------
+BEGIN, END = "<!-- scale-table:begin -->", "<!-- scale-table:end -->"
+
+
+def results_table(folder: Path) -> str:
+    """One row a scale, from every scale-*.json in `folder`."""
+    runs = []
+    for path in sorted(folder.glob("scale-*.json")):
+        f = orjson.loads(path.read_bytes())
+        if "stages" in f and "project" in f["stages"]:
+            runs.append(f)
+    lines = ["| F | requests | events | ingest req/s (÷ raw save) | publish ev/s (÷ raw "
+             "produce) | project ev/s (÷ raw consume) | pipeline (est. at F = 1) | audit "
+             "p99 | as-of (largest) | peak RSS (stage) | store / topic / read models | "
+             "date, machine | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for f in sorted(runs, key=lambda r: r["scale"]):
+        lines.append(results_row(f))
+    return "\n".join(lines)
+
+
+def results_row(f: dict[str, Any]) -> str:
+    s, r, t = f["stages"], f["ratios"], f["targets"]
+    q = s.get("queries", {})
+    peak = max(("simulate", "ingest", "publish", "project", "queries"),
+               key=lambda n: s.get(n, {}).get("peak_rss_mib", 0))
+    m = f["machine"]
+    audit = f"{q['audit_credential']['p99_s'] * 1000:,.0f} ms" if q else "—"
+    as_of = f"{q['as_of']['end']['max_s']:.2f} s ({q['as_of']['end']['events_replayed']:,} " \
+            "events)" if q else "—"
+    return (f"| {f['scale']:g} | {s['ingest']['requests']:,} | {s['ingest']['events']:,} | "
+            f"{s['ingest']['requests_per_s']:,.0f} ({r['ingest_to_raw_save']}) | "
+            f"{s['publish']['events_per_s']:,.0f} ({r['publish_to_raw_produce']}) | "
+            f"{s['project']['events_per_s']:,.0f} ({r['project_to_raw_consume']}) | "
+            f"{t['pipeline_seconds']:,.0f} s ({t['pipeline_minutes_at_full_scale_estimate']:,}"
+            f" min) | {audit} | {as_of} | {s[peak]['peak_rss_mib']:,.0f} MiB ({peak}) | "
+            f"{s['ingest']['store_mib']:,} / {s['publish']['topic_mib']:,} / "
+            f"{s['project']['read_models_mib']:,} MiB | {f['date']}, {m['cores']} cores, "
+            f"{m['memory_gib']} GiB | `{f['command']}` |")
+
+
+def update_results_md(md: Path, folder: Path) -> None:
+    """Rewrite the table between the markers; the prose around it is kept."""
+    text = md.read_text() if md.is_file() else f"# Scale results\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    md.write_text(f"{head}{BEGIN}\n{results_table(folder)}\n{END}{tail}")
+
+
+@app.command()
+def main(
+    scale: Annotated[float, typer.Option(help="F: the share of the ministry's ten months",
+                                         min=0.0001, max=2.0)] = 0.01,
+    seed: Annotated[int, typer.Option(help="the simulation's seed")] = SEED,
+    processes: Annotated[int, typer.Option(help="processes for the projection rebuild",
+                                           min=1)] = 2,
+    work: Annotated[Path | None, typer.Option(help="folder for the run's store, topic "
+                                              "and read models (emptied first)")] = None,
+    profile: Annotated[list[str] | None, typer.Option(help="a stage to run under cProfile")
+                       ] = None,
+    baseline_limit: Annotated[int, typer.Option(help="items a baseline runs on at most",
+                                                min=1000)] = 2_000_000,
+    accounts: Annotated[int, typer.Option(help="credential audits to time", min=1)] = 200,
+    match: Annotated[str, typer.Option(help="size F by the total of requests (F x 18M) or "
+                                       "by seed 002's service counts")] = "requests",
+    keep: Annotated[bool, typer.Option(help="keep the work folder afterwards")] = False,
+    out: Annotated[Path | None, typer.Option(help="results file")] = None,
+    results_md: Annotated[Path | None, typer.Option(help="the RESULTS.md to update")] = None,
+) -> None:
+    """The whole pipeline at scale F, stage by stage, beside its baselines."""
+    if match not in ("requests", "services"):
+        raise typer.BadParameter(f"--match: requests or services, not {match!r}")
+    wanted = set(profile or ())
+    if wanted - set(STAGES):
+        raise typer.BadParameter(f"--profile: one of {', '.join(STAGES)}, not "
+                                 f"{', '.join(sorted(wanted - set(STAGES)))}")
+    folder = work or CACHE / f"scale-{scale:g}-{uuid.uuid4().hex[:6]}"
+    if folder.parent == CACHE:
+        CACHE.mkdir(exist_ok=True)
+        (CACHE / ".gitignore").write_text("*\n")
+    path = out or RESULTS / f"scale-{scale:g}.json"
+    try:
+        execute(scale, seed, processes, folder, wanted, baseline_limit, accounts, path, match)
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    update_results_md(results_md or RESULTS_MD, path.parent)
+    console.print(f"figures written to {path}; table in {results_md or RESULTS_MD}")
+
+
+if __name__ == "__main__":
+    app()

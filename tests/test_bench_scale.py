@@ -1,0 +1,63 @@
+"""The ministry-scale benchmark still runs end to end, at F = 0.001 (about 15,000
+requests), against the session's real Kafka broker.
+
+Only that every stage ran, that the stages agree with each other (every request decided,
+every event published and projected) and that the figures and the RESULTS.md table are
+written is checked, never how fast: speed is bench/'s business, not a timed test's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from bench import scale
+
+RUNNER = CliRunner()
+
+
+def test_the_scale_benchmark_runs_every_stage_at_a_thousandth(
+        tmp_path: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIJIL_KAFKA_BOOTSTRAP", kafka_bootstrap)  # inherited by the stages
+    out, md = tmp_path / "results" / "scale-0.001.json", tmp_path / "RESULTS.md"
+    md.write_text("# Scale\n\nprose before\n\n<!-- scale-table:begin -->\nold\n"
+                  "<!-- scale-table:end -->\n\nprose after\n")
+    result = RUNNER.invoke(scale.app, ["--scale", "0.001", "--accounts", "20",
+                                       "--work", str(tmp_path / "work"), "--out", str(out),
+                                       "--results-md", str(md)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    f = orjson.loads(out.read_bytes())
+    s, base = f["stages"], f["baselines"]
+
+    assert s["simulate"]["requests"] > 10_000 and s["simulate"]["campaigns"] >= 2
+    assert s["ingest"]["requests"] == s["simulate"]["requests"]
+    assert s["ingest"]["malformed"] == 0 and s["ingest"]["accepted"] > s["ingest"]["refused"]
+    assert s["publish"]["events"] == s["ingest"]["events"] > s["ingest"]["requests"]
+    assert s["project"]["events"] == s["publish"]["events"]
+    assert s["project"]["failed"] == 0 and s["project"]["undecodable"] == 0
+    # The transaction trail keeps one row a request, accepted or refused.
+    assert s["project"]["rows"]["trail"] == s["simulate"]["requests"]
+    assert s["project"]["rows"]["establishments"] == s["simulate"]["establishments"]
+    assert base["raw_consume"]["events"] == s["publish"]["events"]
+    for name in ("raw_save", "raw_produce", "raw_consume"):
+        assert base[name]["events_per_s"] > 0, name
+    assert base["sql_insert"]["rows"] == s["project"]["rows_total"]
+    for stage in ("simulate", "ingest", "publish", "project", "queries"):
+        assert s[stage]["peak_rss_mib"] > 0 and s[stage]["seconds"] > 0, stage
+    assert s["ingest"]["store_mib"] > 0 and s["publish"]["topic_mib"] > 0
+
+    audits = s["queries"]["audit_credential"]
+    assert audits["audits"] >= s["simulate"]["campaigns"]
+    assert 0 < audits["p50_s"] <= audits["p99_s"] <= audits["max_s"]
+    as_of = s["queries"]["as_of"]
+    assert 0 < as_of["middle"]["events_replayed"] <= as_of["end"]["events_replayed"]
+
+    assert all(v is not None and v > 0 for v in f["ratios"].values()), f["ratios"]
+    assert f["services_against_seed_002"]["permit.renew"]["simulated"] > 0
+    table = md.read_text()
+    assert "prose before" in table and "prose after" in table and "\nold\n" not in table
+    assert "| 0.001 |" in table
+    assert not (tmp_path / "work").exists()  # removed unless --keep
