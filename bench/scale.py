@@ -252,27 +252,11 @@ def new_topic(bootstrap: str, label: str, partitions: int) -> str:
     return make(bootstrap, label, partitions)
 
 
-def topic_bytes(bootstrap: str, topic: str) -> int:
-    """The topic's size on the brokers' disks, as the brokers report it."""
-    from consumers.topics import admin_client
-
-    admin = admin_client(bootstrap, client_id="sijil-bench")
-    try:
-        total = 0
-        for broker in admin.describe_log_dirs([topic]):
-            for log_dir in broker["log_dirs"]:
-                for entry in log_dir.get("topics", []):
-                    if entry.get("name") == topic:
-                        total += sum(int(p.get("partition_size", 0))
-                                     for p in entry.get("partitions", []))
-        return total
-    finally:
-        admin.close()
-
-
 def publish_stage(url: str, bootstrap: str, topic: str, events: int) -> dict[str, Any]:
     from consumers.publisher import Publisher
+    from consumers.topics import topic_size_bytes
     from domain.ledger import Ledger
+    from domain.settings import Settings
 
     publisher = Publisher(Ledger(url), bootstrap, topic)  # init_transactions: untimed
     try:
@@ -285,12 +269,14 @@ def publish_stage(url: str, bootstrap: str, topic: str, events: int) -> dict[str
         publisher.close()
     return {"seconds": seconds, "events": report.published,
             "events_per_s": rate(report.published, seconds), "page": publisher.page,
-            "topic_mib": mib(topic_bytes(bootstrap, topic))}
+            "compression": Settings().kafka_compression,
+            "topic_mib": mib(topic_size_bytes(bootstrap, topic))}
 
 
 def raw_produce_stage(url: str, bootstrap: str, topic: str, count: int) -> dict[str, Any]:
     """kafka-python alone: the publisher's own encoded records (a sample of the store,
-    cycled), produced idempotently without transactions and flushed."""
+    cycled), produced idempotently without transactions, with the publisher's
+    compression codec (SIJIL_KAFKA_COMPRESSION), and flushed."""
     from bench.kafka_log import raw_produce
     from consumers.codec import encode
     from domain.ledger import Ledger

@@ -243,3 +243,20 @@ def topic_offsets(bootstrap: str, names: Iterable[str] | None = None) -> dict[st
         name: [int(found[TopicPartition(name, index)].offset) for index in indexes]
         for name, indexes in sorted(partitions.items())
     }
+
+
+def topic_size_bytes(bootstrap: str, topic: str) -> int:
+    """The topic's size on the brokers' disks, as they report it (DescribeLogDirs): what
+    a history costs to keep, compressed batches and all."""
+    admin = admin_client(bootstrap, client_id="sijil-topic-size")
+    try:
+        total = 0
+        for broker in admin.describe_log_dirs([topic]):
+            for log_dir in broker["log_dirs"]:
+                for entry in log_dir.get("topics", []):
+                    if entry.get("name") == topic:
+                        total += sum(int(p.get("partition_size", 0))
+                                     for p in entry.get("partitions", []))
+        return total
+    finally:
+        admin.close()

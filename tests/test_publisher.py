@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from consumers.publisher import Publisher, last_committed_position
+from consumers.topics import topic_size_bytes
 from domain.ingest import ingest
 from domain.ledger import Ledger
 from simulator import simulate
@@ -119,3 +120,22 @@ def test_round_trip_changes_nothing_per_stream(simulated_store: str, kafka_boots
     for stream, records in by_stream.items():
         chain = [(r["stream_version"], r) for r in records]
         assert verify_chain(stream, chain) == [], f"stream {stream} breaks on Kafka"
+
+
+@pytest.mark.parametrize("codec", ["zstd", "none"])
+def test_the_topic_holds_compressed_batches_unless_told_otherwise(
+        simulated_store: str, kafka_bootstrap: str, fresh_topic: Any, codec: str) -> None:
+    """The brokers' own size of the topic against the bytes of its records: zstd (the
+    default) keeps the topic well under them; none keeps every byte, and more."""
+    topic = fresh_topic(partitions=3)
+    publisher = Publisher(Ledger(simulated_store), kafka_bootstrap, topic, page=2000,
+                          compression=codec)
+    publisher.publish_pending()
+    publisher.close()
+    values = sum(len(m.value) for part in read_topic(kafka_bootstrap, topic).values()
+                 for m in part)
+    on_disk = topic_size_bytes(kafka_bootstrap, topic)
+    if codec == "zstd":
+        assert on_disk < values / 3, (on_disk, values)
+    else:
+        assert on_disk > values, (on_disk, values)
