@@ -39,7 +39,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -220,22 +220,26 @@ def publisher_run(url: str, bootstrap: str, topic: str, count: int,
 
 
 # -- consuming -----------------------------------------------------------------------------
-def raw_consume(bootstrap: str, topic: str) -> tuple[float, int]:
-    """Seconds to read every committed record of the topic, and how many."""
+def raw_consume(bootstrap: str, topic: str, batch: int = BATCH, limit: int | None = None,
+                tick: Callable[[int], None] | None = None) -> tuple[float, int]:
+    """Seconds to read every committed record of the topic (or the first `limit`), and
+    how many: kafka-python alone, CRC checks on, nothing decoded."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
                              check_crcs=True, enable_auto_commit=False, group_id=None,
-                             max_poll_records=BATCH)
+                             max_poll_records=batch)
     try:
         parts = [TopicPartition(topic, p)
                  for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(parts)
         consumer.seek_to_beginning()
         ends = consumer.end_offsets(parts)
-        count = 0
+        count, most = 0, limit if limit is not None else math.inf
         started = time.perf_counter()
-        while any(consumer.position(tp) < ends[tp] for tp in parts):
+        while count < most and any(consumer.position(tp) < ends[tp] for tp in parts):
             for messages in consumer.poll(timeout_ms=1000).values():
                 count += len(messages)
+            if tick:
+                tick(count)
         return time.perf_counter() - started, count
     finally:
         consumer.close()

@@ -174,23 +174,9 @@ def cpu_seconds() -> float:
 
 def raw_consume(bootstrap: str, topic: str, batch: int) -> dict[str, Any]:
     """Every committed record of the topic, not decoded."""
-    started = time.perf_counter()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                             check_crcs=True, enable_auto_commit=False, group_id=None,
-                             max_poll_records=batch)
-    try:
-        parts = [TopicPartition(topic, p)
-                 for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(parts)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(parts)
-        count = 0
-        while any(consumer.position(tp) < ends[tp] for tp in parts):
-            for messages in consumer.poll(timeout_ms=1000).values():
-                count += len(messages)
-        seconds = time.perf_counter() - started
-    finally:
-        consumer.close()
+    from bench.kafka_log import raw_consume as consume
+
+    seconds, count = consume(bootstrap, topic, batch)
     return {"events": count, "seconds": seconds, "peak_rss_mib": peak_rss_mib(),
             "cpu_seconds": cpu_seconds()}
 

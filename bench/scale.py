@@ -297,27 +297,12 @@ def raw_produce_stage(url: str, bootstrap: str, topic: str, count: int) -> dict[
 # -- 4. project -----------------------------------------------------------------------------
 def raw_consume_stage(bootstrap: str, topic: str, batch: int, limit: int) -> dict[str, Any]:
     """kafka-python alone: the events topic from offset 0 (up to `limit` records)."""
-    from kafka import KafkaConsumer, TopicPartition
+    from bench.kafka_log import raw_consume
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                             check_crcs=True, enable_auto_commit=False, group_id=None,
-                             max_poll_records=batch)
-    try:
-        parts = [TopicPartition(topic, p)
-                 for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(parts)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(parts)
-        count, started = 0, time.perf_counter()
-        with progress() as bar:
-            task = bar.add_task("baseline: raw consume (records)", total=limit)
-            while count < limit and any(consumer.position(tp) < ends[tp] for tp in parts):
-                for messages in consumer.poll(timeout_ms=1000).values():
-                    count += len(messages)
-                bar.update(task, completed=min(count, limit))
-        seconds = time.perf_counter() - started
-    finally:
-        consumer.close()
+    with progress() as bar:
+        task = bar.add_task("baseline: raw consume (records)", total=limit)
+        seconds, count = raw_consume(bootstrap, topic, batch, limit,
+                                     lambda n: bar.update(task, completed=min(n, limit)))
     return {"seconds": seconds, "events": count, "events_per_s": rate(count, seconds)}
 
 
@@ -643,8 +628,11 @@ def results_table(folder: Path) -> str:
 def results_row(f: dict[str, Any]) -> str:
     s, r, t = f["stages"], f["ratios"], f["targets"]
     q = s.get("queries", {})
-    peak = max(("simulate", "ingest", "publish", "project", "queries"),
-               key=lambda n: s.get(n, {}).get("peak_rss_mib", 0))
+    def rss(name: str) -> float:  # the stage's process or the biggest of its children
+        stage = s.get(name, {})
+        return float(max(stage.get("peak_rss_mib", 0), stage.get("peak_rss_children_mib", 0)))
+
+    peak = max(("simulate", "ingest", "publish", "project", "queries"), key=rss)
     m = f["machine"]
     audit = f"{q['audit_credential']['p99_s'] * 1000:,.0f} ms" if q else "—"
     as_of = f"{q['as_of']['end']['max_s']:.2f} s ({q['as_of']['end']['events_replayed']:,} " \
@@ -654,7 +642,7 @@ def results_row(f: dict[str, Any]) -> str:
             f"{s['publish']['events_per_s']:,.0f} ({r['publish_to_raw_produce']}) | "
             f"{s['project']['events_per_s']:,.0f} ({r['project_to_raw_consume']}) | "
             f"{t['pipeline_seconds']:,.0f} s ({t['pipeline_minutes_at_full_scale_estimate']:,}"
-            f" min) | {audit} | {as_of} | {s[peak]['peak_rss_mib']:,.0f} MiB ({peak}) | "
+            f" min) | {audit} | {as_of} | {rss(peak):,.0f} MiB ({peak}) | "
             f"{s['ingest']['store_mib']:,} / {s['publish']['topic_mib']:,} / "
             f"{s['project']['read_models_mib']:,} MiB | {f['date']}, {m['cores']} cores, "
             f"{m['memory_gib']} GiB | `{f['command']}` |")
