@@ -47,6 +47,7 @@ import resource
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -540,7 +541,8 @@ def execute(scale: float, seed: int, processes: int, work: Path, profile: set[st
     work.mkdir(parents=True)
     establishments, leaks = establishments_for(scale, match), leaks_for(scale)
     url = f"sqlite:///{work / 'events.sqlite'}"
-    run = Run(scale, out, {"scale": scale, "match": match, "seed": seed, "months": MONTHS,
+    run = Run(scale, out, {"scale": scale, "match": match, "commit": source_commit(),
+                           "seed": seed, "months": MONTHS,
                            "establishments_asked": establishments, "leaks_asked": leaks,
                            "work": str(work)})
     console.rule(f"scale {scale:g}: {establishments:,} establishments x {MONTHS} months, "
@@ -582,6 +584,20 @@ def execute(scale: float, seed: int, processes: int, work: Path, profile: set[st
                                   profile="queries" in profile))
     report(run.figures)
     return run.figures
+
+
+def source_commit() -> str:
+    """The code measured: HEAD, marked when the work tree differs from it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}{' (modified)' if dirty else ''}"
 
 
 def report(figures: dict[str, Any]) -> None:
@@ -645,7 +661,7 @@ def results_row(f: dict[str, Any]) -> str:
             f" min) | {audit} | {as_of} | {rss(peak):,.0f} MiB ({peak}) | "
             f"{s['ingest']['store_mib']:,} / {s['publish']['topic_mib']:,} / "
             f"{s['project']['read_models_mib']:,} MiB | {f['date']}, {m['cores']} cores, "
-            f"{m['memory_gib']} GiB | `{f['command']}` |")
+            f"{m['memory_gib']} GiB, {f.get('commit', 'unknown')} | `{f['command']}` |")
 
 
 def update_results_md(md: Path, folder: Path) -> None:
