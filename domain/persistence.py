@@ -166,6 +166,8 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
 
     def _insert_stored_events(self, session: Session, stored_events: Sequence[StoredEvent],
                               **kwargs: Any) -> Sequence[int]:
+        if self.datastore.engine.dialect.name == "sqlite":
+            return self._insert_on_sqlite(session, stored_events, kwargs.get("index"))
         table: Table = self.events_record_cls.__table__
         rows = [{"originator_id": e.originator_id, "originator_version": e.originator_version,
                  "topic": e.topic, "state": e.state} for e in stored_events]
@@ -182,6 +184,39 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
                                                                           strict=True)])
         self._notify_channel(session)
         return ids
+
+
+    def _insert_on_sqlite(self, session: Session, stored_events: Sequence[StoredEvent],
+                          index: Sequence[dict[str, Any]] | None) -> list[int]:
+        """The same rows through the session's own driver connection, in its transaction:
+        at ingest, SQLAlchemy's per-row bind processing (the UUID type, insertmanyvalues)
+        cost a fifth of the save. Multi-row VALUES with RETURNING: SQLite numbers the
+        rows of one statement in order, and only one writer holds the database."""
+        if not stored_events:
+            return []
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        table = self.events_record_cls.__table__.fullname
+        ids: list[int] = []
+        for begin in range(0, len(stored_events), _SQLITE_ROWS):
+            chunk = stored_events[begin:begin + _SQLITE_ROWS]
+            params = [value for e in chunk for value in (
+                _uuid_bytes(e.originator_id), e.originator_version, e.topic, e.state)]
+            marks = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+            ids += sorted(row[0] for row in driver.execute(
+                f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
+                f"VALUES {marks} RETURNING id", params).fetchall())
+        if index:
+            driver.executemany(_INDEX_INSERT, [
+                (position, *(entry[c] for c in _INDEX_COLUMNS))
+                for entry, position in zip(index, ids, strict=True)])
+        return ids
+
+
+_SQLITE_ROWS = 1000  # rows a statement: 4,000 parameters, under SQLite's limit
+_INDEX_COLUMNS = tuple(c.name for c in EVENT_INDEX.columns if c.name != "position")
+_INDEX_INSERT = (f"INSERT INTO {EVENT_INDEX.name} (position, {', '.join(_INDEX_COLUMNS)}) "
+                 f"VALUES ({', '.join(['?'] * (len(_INDEX_COLUMNS) + 1))})")
 
 
 class CoreSQLAlchemyFactory(SQLAlchemyFactory):
