@@ -74,7 +74,7 @@ from consumers.offsets import (
     set_member_offsets,
 )
 from consumers.projection_runner import GROUP, ProjectionHandler
-from consumers.runtime import Delivery, PositionMerge
+from consumers.runtime import MERGE_CONSUMER_OPTIONS, Delivery, PositionMerge
 from projections.catalog import ALL, BY_NAME
 from projections.database import projections_engine
 from projections.rows import Projection
@@ -147,7 +147,7 @@ class TopicReader:
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed",
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=batch,
-            **(consumer_options or {}))
+            **{**MERGE_CONSUMER_OPTIONS, **(consumer_options or {})})
         partitions = self.consumer.partitions_for_topic(topic)
         if not partitions:
             self.consumer.close()
