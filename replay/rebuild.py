@@ -42,10 +42,11 @@ and sets each part's offsets to its own cut — still one transaction.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import queue
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,6 +308,10 @@ class Rebuild:
         return self.report
 
     def _build(self, part: Part, progress: Progress | None, idle_ms: int) -> None:
+        with _frozen_between_batches():
+            self._build_batches(part, progress, idle_ms)
+
+    def _build_batches(self, part: Part, progress: Progress | None, idle_ms: int) -> None:
         reader = self._reader(part)
         conn = self._connection()
         total = reader.size()
@@ -316,6 +321,7 @@ class Rebuild:
                 with conn.begin():
                     self._fold(conn, part, released)
                 self._handler(part).committed()
+                gc.freeze()  # see _frozen_between_batches
             elif reader.at_end():
                 break
             if progress is not None:
@@ -522,6 +528,23 @@ class Rebuild:
             self.conn.close()
             self.conn = None
         self.engine.dispose()
+
+
+@contextlib.contextmanager
+def _frozen_between_batches() -> Iterator[None]:
+    """While building, what outlives a batch (the handler's cache of up to `cache_rows`
+    rows, the reader's buffers) is moved out of the cycle collector's sight after each
+    batch (`gc.freeze`): otherwise its full passes, which grow with the cache, walk every
+    cached row again and again — 10-15% of a rebuild. Rows and records hold no cycles;
+    reference counting frees them, frozen or not. The young objects of each batch are
+    still collected; what was frozen is handed back to the collector at the end (unless
+    the process had frozen objects of its own, which cannot be told apart)."""
+    frozen_before = gc.get_freeze_count()
+    try:
+        yield
+    finally:
+        if frozen_before == 0:
+            gc.unfreeze()
 
 
 def _build_in_child(settings: dict[str, Any], names: tuple[str, ...], slot: int,
