@@ -13,7 +13,9 @@ Alerts are rows in an outbox (`fraud_alerts`), one per alerted request with a st
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table, Text
 
@@ -27,7 +29,7 @@ from domain.fraud import (
     watched,
 )
 from projections.database import METADATA
-from projections.rows import Key, Projection, Record, Rows
+from projections.rows import Key, Projection, Record, Row, Rows
 
 ALERTS = Table(
     "fraud_alerts", METADATA,
@@ -91,6 +93,74 @@ def reads(record: Record) -> Iterable[tuple[str, Key]]:
             ("fraud_devices", (q["client"]["device_id"],))]
 
 
+State = TypeVar("State", AccountState, SessionState, ClientState)
+
+
+class KeptStates:
+    """The state objects the fold last wrote, by the row they were written as.
+
+    Parsing a state's JSON is most of the fold's cost (a session's entries, an account's
+    pending devices), and the next request of the same account, session, ip or device
+    reads back the row just written: it takes the object instead. An object is taken
+    once, since the fold mutates it; a row read again after that (a batch rolled back
+    and retried, a row evicted and reloaded, a second reader of the same records) is
+    parsed. So a fold sees exactly what parsing its row would give, whoever holds it.
+    """
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        # By table and the identity of the row's JSON text (hashing the text itself
+        # costs more than parsing a small one): the row's values, kept with the object,
+        # hold the text alive and confirm the match.
+        self.states: OrderedDict[tuple[str, int], tuple[tuple[Any, ...], Any]] = (
+            OrderedDict())
+
+    def take(self, table: str, row: Row, kind: type[State]) -> State | None:
+        found = self.states.pop((table, id(row[JSON_COLUMN[table]])), None)
+        if found is None or found[0] != tuple(row.values()):
+            return None
+        return found[1] if isinstance(found[1], kind) else None
+
+    def keep(self, table: str, row: Row, state: AccountState | SessionState | ClientState
+             ) -> None:
+        self.states[(table, id(row[JSON_COLUMN[table]]))] = (tuple(row.values()), state)
+        if len(self.states) > self.capacity:
+            self.states.popitem(last=False)
+
+
+JSON_COLUMN = {"fraud_accounts": "state", "fraud_sessions": "state", "fraud_ips": "groups",
+               "fraud_devices": "groups"}
+KEPT = KeptStates()
+
+
+def _account(found: Row | None, account_id: str) -> AccountState:
+    if found is None:
+        return AccountState(account_id)
+    return KEPT.take("fraud_accounts", found, AccountState) or AccountState.from_row(found)
+
+
+def _session(found: Row | None, session_id: str, account_id: str,
+             started_at: str) -> SessionState:
+    if found is None:
+        return SessionState(session_id, account_id, started_at)
+    return KEPT.take("fraud_sessions", found, SessionState) or SessionState.from_row(found)
+
+
+def _client(table: str, column: str, found: Row | None, key: str) -> ClientState:
+    if found is None:
+        return ClientState(key)
+    return KEPT.take(table, found, ClientState) or ClientState.from_row(found, column)
+
+
+def _unshared(account: AccountState, session: SessionState, device_id: str) -> None:
+    """`observe` appends a request's entry to its session's and its new device's lists
+    as one dict; as rows they are two, so the kept objects must not share it."""
+    pending = account.pending.get(device_id)
+    if pending and pending["entries"] and session.entries and (
+            pending["entries"][-1] is session.entries[-1]):
+        pending["entries"][-1] = dict(pending["entries"][-1])
+
+
 def fold(rows: Rows, record: Record) -> None:
     if not watched(record):
         return
@@ -98,21 +168,25 @@ def fold(rows: Rows, record: Record) -> None:
     account_id, session_id = q["actor"]["account_id"], q["session_id"]
     ip_address, device_id = q["client"]["ip"], q["client"]["device_id"]
     found = rows.get("fraud_accounts", (account_id,))
-    account = AccountState.from_row(found) if found else AccountState(account_id)
+    account = _account(found, account_id)
     if not is_new_request(account, record):
+        if found is not None:
+            KEPT.keep("fraud_accounts", found, account)  # untouched: still its row's
         return
-    found = rows.get("fraud_sessions", (session_id,))
-    session = (SessionState.from_row(found) if found
-               else SessionState(session_id, account_id, record["occurred_at"]))
-    found = rows.get("fraud_ips", (ip_address,))
-    ip = ClientState.from_row(found, "ip") if found else ClientState(ip_address)
-    found = rows.get("fraud_devices", (device_id,))
-    device = ClientState.from_row(found, "device_id") if found else ClientState(device_id)
+    session = _session(rows.get("fraud_sessions", (session_id,)), session_id, account_id,
+                       record["occurred_at"])
+    ip = _client("fraud_ips", "ip", rows.get("fraud_ips", (ip_address,)), ip_address)
+    device = _client("fraud_devices", "device_id", rows.get("fraud_devices", (device_id,)),
+                     device_id)
     seen = observe(account, session, ip, device, record, SETTINGS)
-    rows.put("fraud_accounts", (account_id,), account.to_row())
-    rows.put("fraud_sessions", (session_id,), session.to_row())
-    rows.put("fraud_ips", (ip_address,), ip.to_row("ip"))
-    rows.put("fraud_devices", (device_id,), device.to_row("device_id"))
+    _unshared(account, session, device_id)
+    for table, key, row, state in (
+            ("fraud_accounts", account_id, account.to_row(), account),
+            ("fraud_sessions", session_id, session.to_row(), session),
+            ("fraud_ips", ip_address, ip.to_row("ip"), ip),
+            ("fraud_devices", device_id, device.to_row("device_id"), device)):
+        rows.put(table, (key,), row)
+        KEPT.keep(table, row, state)
     for alert in seen.alerts:
         rows.append("fraud_alerts", alert)
 
