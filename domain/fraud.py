@@ -327,12 +327,18 @@ class ClientState:
     def add(self, account_id: str, principal: str | None, cap: int) -> None:
         """Related accounts share a group: an agent for three owners is one group with
         them, not four; so is an owner with its delegates."""
-        members = {account_id} | ({principal} if principal else set())
-        if any(members <= set(g) for g in self.groups):
-            return
-        touching = [set(g) for g in self.groups if members & set(g)]
-        merged = sorted(members.union(*touching))
-        self.groups = [g for g in self.groups if not members & set(g)] + [merged]
+        # Lists, not sets: a group is a few accounts, and most requests find theirs.
+        for group in self.groups:
+            if account_id in group and (not principal or principal in group):
+                return
+        merged = {account_id, principal} if principal else {account_id}
+        apart = []
+        for group in self.groups:
+            if account_id in group or (principal and principal in group):
+                merged.update(group)
+            else:
+                apart.append(group)
+        self.groups = [*apart, sorted(merged)]
         del self.groups[:-cap]
 
 

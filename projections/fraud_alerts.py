@@ -109,21 +109,24 @@ class KeptStates:
 
     def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
-        # By table and the identity of the row's JSON text (hashing the text itself
-        # costs more than parsing a small one): the row's values, kept with the object,
-        # hold the text alive and confirm the match.
-        self.states: OrderedDict[tuple[str, int], tuple[tuple[Any, ...], Any]] = (
-            OrderedDict())
+        # By table and the identity of the row's JSON text: hashing the text itself
+        # would cost more than parsing a small one. The text is kept with the object,
+        # alive (so its id is not reused) and compared by identity: only this fold
+        # writes these rows, always whole, so a row holding that very text is (a copy
+        # of) the row written with the object.
+        self.states: OrderedDict[tuple[str, int], tuple[str, Any]] = OrderedDict()
 
     def take(self, table: str, row: Row, kind: type[State]) -> State | None:
-        found = self.states.pop((table, id(row[JSON_COLUMN[table]])), None)
-        if found is None or found[0] != tuple(row.values()):
+        text = row[JSON_COLUMN[table]]
+        found = self.states.pop((table, id(text)), None)
+        if found is None or found[0] is not text or not isinstance(found[1], kind):
             return None
-        return found[1] if isinstance(found[1], kind) else None
+        return found[1]
 
     def keep(self, table: str, row: Row, state: AccountState | SessionState | ClientState
              ) -> None:
-        self.states[(table, id(row[JSON_COLUMN[table]]))] = (tuple(row.values()), state)
+        text = row[JSON_COLUMN[table]]
+        self.states[(table, id(text))] = (text, state)
         if len(self.states) > self.capacity:
             self.states.popitem(last=False)
 

@@ -87,16 +87,19 @@ def _new_row(record: Record) -> dict[str, Any]:
 
 def fold(rows: Rows, record: Record) -> None:
     key = (record["request"]["request_id"],)
-    row = rows.get("trail", key) or _new_row(record)
-    pairs = sorted(zip(orjson.loads(row["positions"]), orjson.loads(row["event_ids"]),
-                       strict=True))
-    if record["position"] in {p for p, _ in pairs}:
-        return
+    row = rows.get("trail", key)
+    if row is None:  # a request's first event: its lists are empty, nothing to parse
+        row, pairs, workers = _new_row(record), [], []
+    else:
+        pairs = sorted(zip(orjson.loads(row["positions"]), orjson.loads(row["event_ids"]),
+                           strict=True))
+        if record["position"] in {p for p, _ in pairs}:
+            return
+        workers = orjson.loads(row["workers"])
     pairs = sorted([*pairs, (record["position"], record["event_id"])])
     row["positions"] = orjson.dumps([p for p, _ in pairs]).decode()
     row["event_ids"] = orjson.dumps([e for _, e in pairs]).decode()
     worker = _worker_of(rows, record)
-    workers = orjson.loads(row["workers"])
     if worker and worker not in workers:
         row["workers"] = orjson.dumps([*workers, worker]).decode()
     if row["establishment_id"] is None and record["establishment_id"]:
