@@ -72,13 +72,10 @@ REQUESTS_PER_ESTABLISHMENT = 90.1
 # service, are F x seed 002's; the bootstrap and the feeds then make it about 4.7 times
 # the requests of `--match requests`.
 RENEWALS_PER_ESTABLISHMENT = 11.2
-SEED_002_RENEWALS = 7_855_568
 LEAKS_PER_UNIT = 300  # leak campaigns at F = 1.0 (at least 2 at any scale)
 STAGES = ("simulate", "ingest", "publish", "project", "queries")
 CACHE = Path(__file__).resolve().parent / ".cache"
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
-SEED_002 = (Path(__file__).resolve().parents[2] / "shared" / "data"
-            / "ministry_statistics.json")
 TOP = 20
 # Targets of issue 6, on this 2-core machine.
 PIPELINE_MINUTES_AT_FULL_SCALE = 30
@@ -149,7 +146,10 @@ def mib(count: int) -> float:
 # -- 1. simulate --------------------------------------------------------------------------
 def establishments_for(scale: float, match: str = "requests") -> int:
     if match == "services":
-        return max(20, round(scale * SEED_002_RENEWALS / RENEWALS_PER_ESTABLISHMENT))
+        from simulator.figures import SERVICE_COUNTS
+
+        renewals = SERVICE_COUNTS["permit.renew"]
+        return max(20, round(scale * renewals / RENEWALS_PER_ESTABLISHMENT))
     return max(20, round(scale * MINISTRY_REQUESTS / REQUESTS_PER_ESTABLISHMENT))
 
 
@@ -178,13 +178,13 @@ def simulate_stage(work: str, establishments: int, leaks: int, seed: int) -> dic
 
 
 def against_seed_002(services: dict[str, int], scale: float) -> dict[str, dict[str, Any]]:
-    """Each counted service's simulated count beside F x seed 002's."""
-    if not SEED_002.is_file():
-        return {}
-    counted = orjson.loads(SEED_002.read_bytes())["service_counts_first_10_months"]
+    """Each counted service's simulated count beside F x seed 002's (the simulator's
+    copy of the figures, checked against shared/data by tests/test_simulator.py)."""
+    from simulator.figures import SERVICE_COUNTS
+
     out = {}
-    for code, entry in counted["services"].items():
-        wanted = entry["count"] * scale
+    for code, count in SERVICE_COUNTS.items():
+        wanted = count * scale
         got = services.get(code, 0)
         out[code] = {"simulated": got, "seed_002_times_f": round(wanted),
                      "ratio": round(got / wanted, 2) if wanted else None}
