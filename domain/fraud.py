@@ -326,7 +326,9 @@ class ClientState:
 
     def add(self, account_id: str, principal: str | None, cap: int) -> None:
         """Related accounts share a group: an agent for three owners is one group with
-        them, not four; so is an owner with its delegates."""
+        them, not four; so is an owner with its delegates. When the groups change they
+        are replaced by a new list, never edited in place: a reader holding the old list
+        can tell (projections/fraud_alerts.py does not write an unchanged row again)."""
         # Lists, not sets: a group is a few accounts, and most requests find theirs.
         for group in self.groups:
             if account_id in group and (not principal or principal in group):

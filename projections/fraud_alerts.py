@@ -178,20 +178,36 @@ def fold(rows: Rows, record: Record) -> None:
         return
     session = _session(rows.get("fraud_sessions", (session_id,)), session_id, account_id,
                        record["occurred_at"])
-    ip = _client("fraud_ips", "ip", rows.get("fraud_ips", (ip_address,)), ip_address)
-    device = _client("fraud_devices", "device_id", rows.get("fraud_devices", (device_id,)),
-                     device_id)
+    ip_row, device_row = rows.get("fraud_ips", (ip_address,)), rows.get("fraud_devices",
+                                                                         (device_id,))
+    ip = _client("fraud_ips", "ip", ip_row, ip_address)
+    device = _client("fraud_devices", "device_id", device_row, device_id)
+    ip_groups, device_groups = ip.groups, device.groups
     seen = observe(account, session, ip, device, record, SETTINGS)
     _unshared(account, session, device_id)
-    for table, key, row, state in (
-            ("fraud_accounts", account_id, account.to_row(), account),
-            ("fraud_sessions", session_id, session.to_row(), session),
-            ("fraud_ips", ip_address, ip.to_row("ip"), ip),
-            ("fraud_devices", device_id, device.to_row("device_id"), device)):
-        rows.put(table, (key,), row)
-        KEPT.keep(table, row, state)
+    _save(rows, "fraud_accounts", account_id, account.to_row(), account)
+    _save(rows, "fraud_sessions", session_id, session.to_row(), session)
+    _save_client(rows, "fraud_ips", "ip", ip, ip_row, ip_groups)
+    _save_client(rows, "fraud_devices", "device_id", device, device_row, device_groups)
     for alert in seen.alerts:
         rows.append("fraud_alerts", alert)
+
+
+def _save(rows: Rows, table: str, key: str, row: Row,
+          state: AccountState | SessionState | ClientState) -> None:
+    rows.put(table, (key,), row)
+    KEPT.keep(table, row, state)
+
+
+def _save_client(rows: Rows, table: str, column: str, client: ClientState,
+                 found: Row | None, groups_before: list[list[str]]) -> None:
+    """Most requests come from an ip or device that already knows their account: its
+    groups are the same list (ClientState.add replaces them when they change), so its
+    row stays as it was, not serialized and written again."""
+    if found is not None and client.groups is groups_before:
+        KEPT.keep(table, found, client)
+        return
+    _save(rows, table, client.key, client.to_row(column), client)
 
 
 PROJECTION = Projection("fraud_alerts", (ALERTS, ACCOUNTS, SESSIONS, IPS, DEVICES), reads,
