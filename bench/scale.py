@@ -50,16 +50,18 @@ import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
 
+from bench.audit import _quantile
 from bench.common import RESULTS, console, print_table, progress, rate, write_results
+from bench.kafka_log import broker, new_topic
+from bench.projections import cpu_seconds, peak_rss_mib
 
 SEED = 20250601
 MONTHS = 10
@@ -87,16 +89,6 @@ app = typer.Typer(add_completion=False)
 
 
 # -- the machinery: stages in child processes ---------------------------------------------
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime)
-
-
 def _child(function: Callable[..., dict[str, Any]], profile: bool, *args: Any
            ) -> dict[str, Any]:
     """Runs in the child: the stage, its time, peak memory and CPU, and its profile."""
@@ -111,7 +103,7 @@ def _child(function: Callable[..., dict[str, Any]], profile: bool, *args: Any
     figures["peak_rss_mib"] = round(peak_rss_mib(), 1)
     figures["peak_rss_children_mib"] = round(
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
-    figures["cpu_seconds"] = round(own_cpu_seconds(), 1)
+    figures["cpu_seconds"] = round(cpu_seconds(), 1)
     if profiler:
         from bench.projections import top_tottime
 
@@ -247,12 +239,6 @@ def raw_save_stage(work: str, events: int, transactions: int, streams: int
 
 
 # -- 3. publish -----------------------------------------------------------------------------
-def new_topic(bootstrap: str, label: str, partitions: int) -> str:
-    from bench.kafka_log import new_topic as make
-
-    return make(bootstrap, label, partitions)
-
-
 def publish_stage(url: str, bootstrap: str, topic: str, events: int) -> dict[str, Any]:
     from consumers.publisher import Publisher
     from consumers.topics import topic_size_bytes
@@ -364,11 +350,6 @@ def sql_insert_stage(work: str, rows: int) -> dict[str, Any]:
 
 
 # -- 5. queries -----------------------------------------------------------------------------
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
 def queries_stage(work: str, url: str, accounts: int, seed: int) -> dict[str, Any]:
     return {"audit_credential": audit_figures(work, url, accounts, seed),
             "as_of": as_of_figures(url)}
@@ -431,7 +412,7 @@ def audit_figures(work: str, url: str, count: int, seed: int) -> dict[str, Any]:
             bar.update(task, advance=1)
     slowest = max(range(len(times)), key=times.__getitem__)
     return {"audits": len(jobs), "p50_s": statistics.median(times),
-            "p99_s": quantile(times, 0.99), "max_s": max(times),
+            "p99_s": _quantile(times, 0.99), "max_s": max(times),
             "slowest_account": jobs[slowest][0], "slowest_history_events": history[slowest],
             "max_requests_listed": max(listed), "max_history_events": max(history)}
 
@@ -470,14 +451,6 @@ def as_of_figures(url: str, repeats: int = 3) -> dict[str, Any]:
 
 
 # -- the run --------------------------------------------------------------------------------
-@contextmanager
-def kafka(folder: Path) -> Iterator[tuple[str, str]]:
-    from bench.kafka_log import broker
-
-    with broker(folder) as found:
-        yield found
-
-
 class Run:
     """One run's figures, written after every stage."""
 
@@ -560,7 +533,7 @@ def execute(scale: float, seed: int, processes: int, work: Path, profile: set[st
     streams = max(1, round(done["streams"] * events / done["events"]))
     run.stage("raw_save", in_child(raw_save_stage, str(work), events, transactions,
                                    streams), "baselines")
-    with kafka(work) as (bootstrap, what):
+    with broker(work) as (bootstrap, what):
         run.figures["kafka"] = what
         partitions = int(os.environ.get("SIJIL_EVENTS_PARTITIONS", "6"))
         topic = new_topic(bootstrap, "scale", partitions)

@@ -33,7 +33,7 @@ from consumers.codec import encode
 from consumers.topics import DIGESTS_TOPIC
 from domain.chain import GENESIS
 from domain.ledger import Ledger
-from domain.settings import Settings
+from domain.settings import Compression, Settings
 
 
 @dataclass
@@ -128,17 +128,18 @@ class Publisher:
                  transactional_id: str | None = None, page: int = 5000,
                  producer_options: dict[str, Any] | None = None,
                  digests_every: int | None = None,
-                 digests_topic: str = DIGESTS_TOPIC, compression: str | None = None) -> None:
+                 digests_topic: str = DIGESTS_TOPIC,
+                 compression: Compression | None = None) -> None:
         self.ledger = ledger
         self.bootstrap = bootstrap
         self.topic = topic
         self.page = page
         self.digests_every = digests_every
         self.digests_topic = digests_topic
-        codec = compression or Settings().kafka_compression  # "none": uncompressed
+        codec = (Settings(kafka_compression=compression) if compression
+                 else Settings()).kafka_compression_type()
         options = {"enable_idempotence": True, "acks": "all", "linger_ms": 50,
-                   "batch_size": 512 * 1024,
-                   "compression_type": None if codec == "none" else codec,
+                   "batch_size": 512 * 1024, "compression_type": codec,
                    **(producer_options or {})}
         # One transactional id a topic: a restarted publisher fences its predecessor.
         self.producer = KafkaProducer(

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+Compression = Literal["none", "gzip", "lz4", "zstd"]  # the publisher's batch codecs
+
 
 class Settings(BaseSettings):
     """Where Sijil keeps and finds things."""
@@ -40,8 +42,12 @@ class Settings(BaseSettings):
     # The publisher's batches, compressed: the events' JSON shrinks about nine times
     # with zstd at no loss of produce or consume speed (bench/RESULTS.md), which is what
     # lets ten months of the ministry fit on one disk. Readers decompress transparently.
-    kafka_compression: Literal["none", "gzip", "lz4", "zstd"] = Field(
+    kafka_compression: Compression = Field(
         default="zstd", description="the publisher's compression codec")
+
+    def kafka_compression_type(self) -> str | None:
+        """The codec as Kafka clients take it: None for no compression."""
+        return None if self.kafka_compression == "none" else self.kafka_compression
 
     def store_url(self) -> str:
         """The event store's URL: an explicit setting, else a SQLite file under home."""

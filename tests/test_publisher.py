@@ -19,6 +19,7 @@ from consumers.publisher import Publisher, last_committed_position
 from consumers.topics import topic_size_bytes
 from domain.ingest import ingest
 from domain.ledger import Ledger
+from domain.settings import Compression
 from simulator import simulate
 from tests.kafka_reading import decoded, read_topic
 from tests.test_ledger_properties import all_records, counting_clock
@@ -124,7 +125,7 @@ def test_round_trip_changes_nothing_per_stream(simulated_store: str, kafka_boots
 
 @pytest.mark.parametrize("codec", ["zstd", "none"])
 def test_the_topic_holds_compressed_batches_unless_told_otherwise(
-        simulated_store: str, kafka_bootstrap: str, fresh_topic: Any, codec: str) -> None:
+        simulated_store: str, kafka_bootstrap: str, fresh_topic: Any, codec: Compression) -> None:
     """The brokers' own size of the topic against the bytes of its records: zstd (the
     default) keeps the topic well under them; none keeps every byte, and more."""
     topic = fresh_topic(partitions=3)
