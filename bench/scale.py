@@ -19,8 +19,10 @@ progress bar and its figures (wall time, rate, peak RSS, CPU seconds, bytes on d
 3. publish: the store's log onto a fresh events topic, exactly once (consumers.publisher);
 4. project: every projection rebuilt from offset 0 (replay.rebuild, `--processes`);
 5. queries: `audit_credential` for each campaign's victim and accounts picked at random
-   (p50, p99, max), and the as-of replay of the establishment with the most events, at
-   the middle and at the end of the history.
+   (p50, p99, max), with the live detector's verdicts from the read models the project
+   stage built and again with the detector replayed over each account's history; and
+   the as-of replay of the establishment with the most events, at the middle and at the
+   end of the history.
 
 The baselines, measured in the same run, each beside the stage it gives a meaning to:
 the eventsourcing library's raw batched save (bench.ingest.raw_save) for ingest;
@@ -50,6 +52,7 @@ import statistics
 import subprocess
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -351,7 +354,9 @@ def sql_insert_stage(work: str, rows: int) -> dict[str, Any]:
 
 # -- 5. queries -----------------------------------------------------------------------------
 def queries_stage(work: str, url: str, accounts: int, seed: int) -> dict[str, Any]:
-    return {"audit_credential": audit_figures(work, url, accounts, seed),
+    models = f"sqlite:///{Path(work) / 'projections.sqlite'}"
+    return {"audit_credential": audit_figures(work, url, accounts, seed, models),
+            "audit_credential_replayed": audit_figures(work, url, accounts, seed, None),
             "as_of": as_of_figures(url)}
 
 
@@ -392,26 +397,38 @@ def midpoint(first: str, last: str) -> str:
     return iso(a + (b - a) / 2)
 
 
-def audit_figures(work: str, url: str, count: int, seed: int) -> dict[str, Any]:
+def audit_figures(work: str, url: str, count: int, seed: int, models: str | None
+                  ) -> dict[str, Any]:
+    """`audit_credential` for each job: with the live detector's verdicts from the read
+    models the project stage built (`models`), or (None) the detector replayed over
+    each account's history."""
     from domain.ledger import Ledger
+    from projections.fraud_verdicts import LiveVerdicts
     from replay.credential_audit import audit_credential
 
     ledger = Ledger(url)
+    verdicts = LiveVerdicts.open(models) if models else None
     jobs = audit_accounts(url, work, count, seed)
     times: list[float] = []
     listed: list[int] = []
     history: list[int] = []
+    sources: list[str] = []
+    label = "live verdicts" if verdicts else "detector replayed"
     with progress() as bar:
-        task = bar.add_task("queries: audit credential", total=len(jobs))
+        task = bar.add_task(f"queries: audit credential ({label})", total=len(jobs))
         for account, since in jobs:
             started = time.perf_counter()
-            audit = audit_credential(ledger, account, since)
+            audit = audit_credential(ledger, account, since, verdicts=verdicts)
             times.append(time.perf_counter() - started)
             listed.append(len(audit.requests))
             history.append(audit.history_events)
+            sources.append(audit.source)
             bar.update(task, advance=1)
+    if verdicts is not None:
+        verdicts.close()
     slowest = max(range(len(times)), key=times.__getitem__)
-    return {"audits": len(jobs), "p50_s": statistics.median(times),
+    return {"audits": len(jobs), "signals_from": dict(sorted(Counter(sources).items())),
+            "p50_s": statistics.median(times),
             "p99_s": _quantile(times, 0.99), "max_s": max(times),
             "slowest_account": jobs[slowest][0], "slowest_history_events": history[slowest],
             "max_requests_listed": max(listed), "max_history_events": max(history)}
@@ -624,6 +641,8 @@ def results_row(f: dict[str, Any]) -> str:
     peak = max(("simulate", "ingest", "publish", "project", "queries"), key=rss)
     m = f["machine"]
     audit = f"{q['audit_credential']['p99_s'] * 1000:,.0f} ms" if q else "—"
+    if q and "audit_credential_replayed" in q:
+        audit += f" (replayed: {q['audit_credential_replayed']['p99_s'] * 1000:,.0f} ms)"
     as_of = f"{q['as_of']['end']['max_s']:.2f} s ({q['as_of']['end']['events_replayed']:,} " \
             "events)" if q else "—"
     return (f"| {f['scale']:g} | {s['ingest']['requests']:,} | {s['ingest']['events']:,} | "

@@ -579,6 +579,16 @@ class Scored:
     alerted: bool
 
 
+def verdict(facts: Facts, own: Iterable[str], session_signals: Iterable[str],
+            alert_signals: Iterable[str] | None, s: FraudSettings) -> Scored:
+    """A request's verdict from what the detector kept of it: its own signals when it was
+    observed, its session's session-wide signals as they stand now, and the signals of
+    its alert if one was raised (None: no alert). The in-memory detector and the read
+    models (projections/fraud_verdicts.py) keep the same three things."""
+    signals = tuple(sorted(set(own) | set(session_signals) | set(alert_signals or ())))
+    return Scored(facts, signals, s.score(signals), alert_signals is not None)
+
+
 class Detector:
     """The detector over records in memory, in store order: the same `observe` the
     projection folds, with the state in dicts."""
@@ -634,11 +644,8 @@ class Detector:
             return None
         facts, own = found
         session = self.sessions.get(facts.session_id)
-        names = (set(own) | set(session.signals if session else ())
-                 | set(self._alerted.get(request_id, ())))
-        signals = tuple(sorted(names))
-        return Scored(facts, signals, self.settings.score(signals),
-                      request_id in self._alerted)
+        return verdict(facts, own, session.signals if session else (),
+                       self._alerted.get(request_id), self.settings)
 
     def all_scored(self) -> list[Scored]:
         out = [self.scored(r) for r in self._requests]
@@ -657,4 +664,5 @@ __all__ = ["ALERT_KIND", "SIGNALS", "AccountState", "Assessment", "ClientState",
            "after_credential_change", "alerted_device", "delegate_out_of_grant",
            "facts_of", "failed_then_success", "is_new_request", "observe", "off_hours",
            "request_establishment", "sensitive", "sensitive_burst", "shared_device",
-           "shared_ip", "transfer_out", "unfamiliar_device", "unfamiliar_ip", "watched"]
+           "shared_ip", "transfer_out", "unfamiliar_device", "unfamiliar_ip", "verdict",
+           "watched"]

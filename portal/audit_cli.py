@@ -1,10 +1,12 @@
 """`sijil audit`: the fraud analyst's commands (seed 001: transactions made with a
 disclosed password).
 
-    sijil audit credential ACCOUNT --since T [--until T] [--suspicious] [--json]
+    sijil audit credential ACCOUNT --since T [--until T] [--suspicious] [--replay] [--json]
     sijil audit alerts [--limit N] [--account A] [--json]
 
-`credential` asks the event store (replay/credential_audit.py); `alerts` reads the fraud
+`credential` asks the event store (replay/credential_audit.py), with the live
+detector's verdicts from the read models when they have scored the window (`--replay`:
+the detector replayed over the account's history instead); `alerts` reads the fraud
 detector's alerts from the read models (projections/fraud_alerts.py). Other commands
 (`counterfactual`, `remediate`) are added to `audit_app` by the modules that own them:
 `audit_app.command("counterfactual")(counterfactual_command)`.
@@ -24,7 +26,8 @@ from domain.ledger import Ledger
 from domain.settings import Settings
 from projections.database import projections_engine
 from projections.fraud_alerts import ALERTS
-from replay.credential_audit import HARMFUL, Audit, audit_credential
+from projections.fraud_verdicts import LiveVerdicts
+from replay.credential_audit import HARMFUL, LIVE, REPLAYED, Audit, audit_credential
 
 audit_app = typer.Typer(help="The fraud analyst: what a leaked credential did, and the "
                              "detector's alerts.", no_args_is_help=True)
@@ -39,14 +42,22 @@ def credential_command(
     suspicious: Annotated[bool, typer.Option("--suspicious",
                                              help="only the requests the rules flag")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+    replay: Annotated[bool, typer.Option(
+        "--replay", help="replay the detector over the account's history instead of "
+                         "reading the live detector's verdicts from the read models")] = False,
 ) -> None:
     """Every request made with the account's credentials since T: establishment,
     service, outcome, what it changed, the risk signals, device and ip."""
-    ledger = Ledger(Settings().store_url())
+    settings = Settings()
+    ledger = Ledger(settings.store_url())
+    verdicts = None if replay else LiveVerdicts.open(settings.read_models_url())
     try:
-        audit = audit_credential(ledger, account_id, since, until=until)
+        audit = audit_credential(ledger, account_id, since, until=until, verdicts=verdicts)
     except ValueError as error:
         raise typer.BadParameter(f"--since/--until: {error}") from None
+    finally:
+        if verdicts is not None:
+            verdicts.close()
     if as_json:
         body = audit.to_json()
         if suspicious:
@@ -61,6 +72,11 @@ def credential_command(
                   f"{', '.join(audit.credentials) or '-'} since {audit.since}; "
                   f"{len(audit.suspicious):,} suspicious (score ≥ {audit.threshold}); "
                   f"their effects: {harm}")
+    console.print(f"signals: {SOURCES[audit.source]}; {audit.history_events:,} events read")
+
+
+SOURCES = {LIVE: "the live detector's verdicts (read models)",
+           REPLAYED: "the detector replayed over the account's history"}
 
 
 def credential_table(audit: Audit, suspicious_only: bool = False) -> Table:

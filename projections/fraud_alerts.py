@@ -6,7 +6,9 @@ read model.
 State is four tables: per account (trusted devices and ips, habitual hours, what is not
 learned yet), per session (counts, session-wide signals, the requests an arriving
 session-wide signal may still alert), per ip and per device (the groups of related
-accounts seen on it).
+accounts seen on it). Beside them, each scored request's own signals
+(`fraud_request_signals`, only when it has some): the verdicts the credential audit reads
+(projections/fraud_verdicts.py).
 Alerts are rows in an outbox (`fraud_alerts`), one per alerted request with a stable id
 (`fraud:<request_id>`), which consumers/alerts.py relays to the fraud alerts topic.
 """
@@ -17,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table, Text
 
 from domain.fraud import (
@@ -80,6 +83,18 @@ DEVICES = Table(
     Column("device_id", String(128), primary_key=True),
     Column("accounts", Integer, nullable=False),
     Column("groups", Text, nullable=False),  # JSON: lists of related accounts
+)
+# A request's own signals, as `observe` gave them when it was scored: with its session's
+# session-wide signals and its alert (if any) they make its verdict (domain.fraud.verdict),
+# which the credential audit reads instead of replaying the account's history. Only
+# requests with a signal of their own get a row: most have none.
+REQUEST_SIGNALS = Table(
+    "fraud_request_signals", METADATA,
+    Column("request_id", String(128), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("session_id", String(128), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("signals", Text, nullable=False),  # JSON list of signal names
 )
 SETTINGS = FraudSettings()
 
@@ -191,6 +206,12 @@ def fold(rows: Rows, record: Record) -> None:
     _save_client(rows, "fraud_devices", "device_id", device, device_row, device_groups)
     for alert in seen.alerts:
         rows.append("fraud_alerts", alert)
+    if seen.own:
+        f = seen.assessment.facts
+        rows.append("fraud_request_signals", {
+            "request_id": f.request_id, "account_id": f.account_id,
+            "session_id": f.session_id, "position": f.position,
+            "signals": orjson.dumps(list(seen.own)).decode()})
 
 
 def _save(rows: Rows, table: str, key: str, row: Row,
@@ -210,7 +231,7 @@ def _save_client(rows: Rows, table: str, column: str, client: ClientState,
     _save(rows, table, client.key, client.to_row(column), client)
 
 
-PROJECTION = Projection("fraud_alerts", (ALERTS, ACCOUNTS, SESSIONS, IPS, DEVICES), reads,
-                        fold)
+PROJECTION = Projection("fraud_alerts", (ALERTS, ACCOUNTS, SESSIONS, IPS, DEVICES,
+                                         REQUEST_SIGNALS), reads, fold)
 # For projections/catalog.py: ALL = (..., *fraud_alerts.PROJECTIONS)
 PROJECTIONS: tuple[Projection, ...] = (PROJECTION,)

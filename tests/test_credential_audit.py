@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import func
 from typer.testing import CliRunner
 
 from consumers.projection_runner import ProjectionHandler
@@ -22,8 +23,9 @@ from domain.ledger import Ledger
 from portal.audit_cli import audit_app
 from projections import fraud_alerts
 from projections.database import projections_engine
+from projections.fraud_verdicts import LiveVerdicts
 from projections.rows import MemoryRows, fold_all
-from replay.credential_audit import audit_credential
+from replay.credential_audit import LIVE, REPLAYED, Audit, audit_credential
 from tests.leak_scenario import LeakScenario, build_leak_scenario
 from tests.test_ledger_properties import counting_clock
 
@@ -168,3 +170,89 @@ def test_cli_alerts(story: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert all(a["device_id"] == s.thief_device_id and a["score"] >= 0.6 for a in alerts)
     shown = runner.invoke(audit_app, ["alerts"])
     assert shown.exit_code == 0 and s.thief_request_ids[0] in shown.output
+
+
+# == the live detector's verdicts ==========================================================
+def read_models(ledger: Ledger, url: str, records: int | None = None) -> LiveVerdicts:
+    """The fraud projection folded by the real ProjectionHandler into SQLite read models,
+    over the store's first `records` records (all by default)."""
+    engine = projections_engine(url)
+    handler = ProjectionHandler(engine, fraud_alerts.PROJECTIONS)
+    everything = all_records(ledger)[:records]
+    with engine.begin() as conn:
+        handler.handle(conn, [Delivery("t", 0, n, None, r) for n, r in enumerate(everything)])
+    handler.committed()
+    return LiveVerdicts(engine)
+
+
+def listed(audit: Audit) -> list[tuple[str, tuple[str, ...], float, bool]]:
+    return [(r.request_id, r.signals, r.score, r.suspicious) for r in audit.requests]
+
+
+def test_the_live_verdicts_give_the_replayed_audit_and_read_only_the_window(
+        story: Any, tmp_path: Path) -> None:
+    ledger, s, _ = story
+    verdicts = read_models(ledger, f"sqlite:///{tmp_path}/p.sqlite")
+    try:
+        live = audit_credential(ledger, s.owner_account_id, s.leaked_at, verdicts=verdicts)
+    finally:
+        verdicts.close()
+    replayed = audit_credential(ledger, s.owner_account_id, s.leaked_at)
+    assert (live.source, replayed.source) == (LIVE, REPLAYED)
+    assert listed(live) == listed(replayed)
+    assert [r.request_id for r in live.suspicious] == list(s.thief_request_ids)
+    assert [r.effects for r in live.requests] == [r.effects for r in replayed.requests]
+    assert live.history_events < replayed.history_events
+    window = {p for r in replayed.requests for p in r.positions}
+    assert live.history_events == len(window)
+
+
+def test_read_models_behind_the_store_are_not_trusted_the_detector_is_replayed(
+        story: Any, tmp_path: Path) -> None:
+    ledger, s, _ = story
+    before_thief = min(p for r in audit_credential(ledger, s.owner_account_id,
+                                                    s.leaked_at).suspicious
+                       for p in r.positions) - 1
+    verdicts = read_models(ledger, f"sqlite:///{tmp_path}/p.sqlite", before_thief)
+    try:
+        audit = audit_credential(ledger, s.owner_account_id, s.leaked_at, verdicts=verdicts)
+    finally:
+        verdicts.close()
+    assert audit.source == REPLAYED
+    assert [r.request_id for r in audit.suspicious] == list(s.thief_request_ids)
+
+
+def test_read_models_of_another_store_are_not_taken_for_this_ones(
+        story: Any, tmp_path: Path) -> None:
+    ledger, s, _ = story
+    verdicts = read_models(ledger, f"sqlite:///{tmp_path}/p.sqlite")
+    try:
+        with verdicts.engine.begin() as conn:  # as if folded from another history
+            conn.execute(fraud_alerts.ACCOUNTS.update().values(
+                state=func.json_set(fraud_alerts.ACCOUNTS.c.state, "$.last_request_id",
+                                    "elsewhere")))
+        audit = audit_credential(ledger, s.owner_account_id, s.leaked_at, verdicts=verdicts)
+    finally:
+        verdicts.close()
+    assert audit.source == REPLAYED
+
+
+def test_cli_credential_uses_the_read_models_unless_told_to_replay(
+        story: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger, s, url = story
+    models = f"sqlite:///{tmp_path}/projections.sqlite"
+    read_models(ledger, models).close()
+    monkeypatch.setenv("SIJIL_DATABASE_URL", url)
+    monkeypatch.setenv("SIJIL_PROJECTIONS_URL", models)
+    runner = CliRunner()
+    live = runner.invoke(audit_app, ["credential", s.owner_account_id, "--since",
+                                     s.leaked_at, "--json"])
+    replayed = runner.invoke(audit_app, ["credential", s.owner_account_id, "--since",
+                                         s.leaked_at, "--json", "--replay"])
+    assert live.exit_code == 0 and replayed.exit_code == 0, live.output + replayed.output
+    live_body, replayed_body = orjson.loads(live.output), orjson.loads(replayed.output)
+    assert (live_body["signals_from"], replayed_body["signals_from"]) == (LIVE, REPLAYED)
+    assert live_body["suspicious"] == replayed_body["suspicious"] == list(s.thief_request_ids)
+    table = runner.invoke(audit_app, ["credential", s.owner_account_id, "--since",
+                                      s.leaked_at])
+    assert "live detector's verdicts" in table.output, table.output
