@@ -150,6 +150,8 @@ class Subscriber:
         return good, nexts
 
     def _process(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        if self.merge is not None:
+            polled = self.merge.admit(polled)
         good, nexts = self._decoded(polled)
         if self.merge is not None:
             good, nexts = self.merge.release(good)
@@ -237,12 +239,16 @@ class Subscriber:
         self.producer.close()
 
 
-# A consumer that a PositionMerge pauses and resumes must not use incremental fetch
-# sessions (KIP-227): with kafka-python 3.0.12, after partitions were paused and resumed
-# a partition with records left could get nothing from any later fetch, and the merge,
-# waiting for it, stalled for good. Seen rebuilding F = 0.1 of bench/scale.py (2.3
-# million events, partitions of unequal pace); full fetch requests, six partitions
-# long, cost nothing measurable.
+# PositionMerge never pauses a partition: kafka-python 3.0.12's fetcher parks the parsed,
+# not yet returned rest of a fetch of a partition paused after a poll, and puts it back
+# after `resume()` only if its in-line slot is empty (`_next_partition_records is None`)
+# — in steady state it holds a drained batch, not None — while it sends no fetch for a
+# partition with parked records; `seek()` and `assign()` do not clear them. So a resumed
+# partition got nothing from any later fetch and the merge, waiting for it, stalled for
+# good: tests/test_merge_liveness.py, and very likely the F = 0.1 rebuild of
+# bench/scale.py that was first blamed on incremental fetch sessions (KIP-227). Those
+# stay off for these consumers: full fetch requests, six partitions long, cost nothing
+# measurable.
 MERGE_CONSUMER_OPTIONS: dict[str, Any] = {"enable_incremental_fetch_sessions": False}
 
 
@@ -255,14 +261,20 @@ class PositionMerge:
     once every other partition has a later record waiting or has nothing left to read.
     That holds because the publisher writes in position order, transaction by
     transaction: once position p is readable, every earlier position is too.
+
+    A partition that runs ahead buffers; memory stays bounded because `admit` keeps at
+    most BUFFER_LIMIT records of a partition and seeks it back to the first it refused,
+    to be read again once the merge has released from it. (Not `pause()`, which loses a
+    partition for good with kafka-python 3.0.12: see MERGE_CONSUMER_OPTIONS.)
     """
 
-    PAUSE_AT = 50_000  # buffered records in one partition before it is paused
+    BUFFER_LIMIT = 50_000  # buffered records in one partition before it takes no more
 
     def __init__(self, consumer: KafkaConsumer, topic: str) -> None:
         self.consumer, self.topic = consumer, topic
         self.buffers: dict[int, deque[Delivery]] = {}
         self.ends: dict[int, int] = {}
+        self.refused = 0  # records polled but not kept, to be fetched again: the bound's cost
         self._refreshed = False
 
     def pending(self) -> bool:
@@ -271,6 +283,23 @@ class PositionMerge:
     def forget(self, partitions: list[int]) -> None:
         for p in partitions:
             self.buffers.pop(p, None)
+
+    def admit(self, polled: dict[TopicPartition, list[Any]]
+              ) -> dict[TopicPartition, list[Any]]:
+        """Of a poll, the records each partition's buffer has room for. A partition with
+        records refused is sought back to the first of them, so its position stays the
+        offset after the last record kept: none is skipped, and what the handler is told
+        to commit stays right. Call before decoding, so a refused record is neither
+        decoded nor dead-lettered twice."""
+        kept: dict[TopicPartition, list[Any]] = {}
+        for tp, messages in polled.items():
+            room = max(0, self.BUFFER_LIMIT - len(self.buffers.get(tp.partition, ())))
+            if room < len(messages):
+                self.consumer.seek(tp, messages[room].offset)
+                self.refused += len(messages) - room
+            if room and messages:
+                kept[tp] = messages[:room]
+        return kept
 
     def release(self, good: list[Delivery]) -> tuple[list[Delivery], dict[int, int]]:
         for d in good:
@@ -289,7 +318,6 @@ class PositionMerge:
                     heapq.heappush(heads, (buffer[0].record["position"], p))
                 elif not self._drained(TopicPartition(self.topic, p)):
                     break  # its next record, unread yet, may come before the others
-        self._throttle()
         return out, self._next_offsets(out)
 
     def _drained(self, tp: TopicPartition) -> bool:
@@ -313,12 +341,3 @@ class PositionMerge:
             nexts[p] = (buffer[0].offset if buffer
                         else self.consumer.position(TopicPartition(self.topic, p)))
         return nexts
-
-    def _throttle(self) -> None:
-        for p, buffer in self.buffers.items():
-            tp = TopicPartition(self.topic, p)
-            if len(buffer) >= self.PAUSE_AT:
-                self.consumer.pause(tp)
-            elif tp in self.consumer.paused():
-                self.consumer.resume(tp)
-

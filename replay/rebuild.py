@@ -170,7 +170,7 @@ class TopicReader:
         return sum(ends[tp] - begins[tp] for tp in self.partitions)
 
     def next_batch(self, timeout_ms: int = 200) -> list[Delivery]:
-        polled = self.consumer.poll(timeout_ms=timeout_ms)
+        polled = self.merge.admit(self.consumer.poll(timeout_ms=timeout_ms))
         good: list[Delivery] = []
         for tp, messages in polled.items():
             self.read += len(messages)
