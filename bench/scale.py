@@ -40,6 +40,7 @@ Kafka: SIJIL_KAFKA_BOOTSTRAP if set, else a throwaway local broker in the work f
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import math
 import multiprocessing
@@ -50,6 +51,7 @@ import shutil
 import sqlite3
 import statistics
 import subprocess
+import threading
 import time
 import uuid
 from collections import Counter
@@ -85,6 +87,7 @@ TOP = 20
 # Targets of issue 6, on this 2-core machine.
 PIPELINE_MINUTES_AT_FULL_SCALE = 30
 RATIO_AIM = 0.60
+FLAT = 1.10  # memory counts as flat when its second half peaks within 10 % of its first
 AUDIT_P99_S = 0.200
 AS_OF_S = 1.0
 
@@ -92,10 +95,54 @@ app = typer.Typer(add_completion=False)
 
 
 # -- the machinery: stages in child processes ---------------------------------------------
+class RssSampler(threading.Thread):
+    """The stage's resident memory (its process and all their children) once a second:
+    a peak says how much, the samples say whether it keeps growing with the history."""
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.every_s = every_s
+        self.samples: list[tuple[float, float]] = []  # (seconds since start, MiB)
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        while not self.done.wait(self.every_s):
+            self.samples.append((time.perf_counter() - started, tree_rss_mib(os.getpid())))
+
+    def by_tenth(self) -> list[float]:
+        """The largest sample in each tenth of the stage's time, in MiB."""
+        self.done.set()
+        if not self.samples:
+            return []
+        end = self.samples[-1][0] or 1.0
+        tenths = [0.0] * 10
+        for at, rss in self.samples:
+            slot = min(9, int(10 * at / end))
+            tenths[slot] = max(tenths[slot], rss)
+        return [round(t, 1) for t in tenths]
+
+
+def tree_rss_mib(pid: int) -> float:
+    """VmRSS of a process and its descendants, from /proc (Linux)."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return total / 1024
+
+
 def _child(function: Callable[..., dict[str, Any]], profile: bool, *args: Any
            ) -> dict[str, Any]:
     """Runs in the child: the stage, its time, peak memory and CPU, and its profile."""
     profiler = cProfile.Profile() if profile else None
+    sampler = RssSampler()
+    sampler.start()
     started = time.perf_counter()
     if profiler:
         profiler.enable()
@@ -103,6 +150,7 @@ def _child(function: Callable[..., dict[str, Any]], profile: bool, *args: Any
     if profiler:
         profiler.disable()
     figures.setdefault("seconds", time.perf_counter() - started)
+    figures["rss_mib_by_tenth"] = sampler.by_tenth()
     figures["peak_rss_mib"] = round(peak_rss_mib(), 1)
     figures["peak_rss_children_mib"] = round(
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
@@ -521,7 +569,20 @@ def targets(figures: dict[str, Any], scale: float) -> dict[str, Any]:
                                                    < AUDIT_P99_S)
         out["as_of_largest_under_1s"] = all(queries["as_of"][k]["max_s"] < AS_OF_S
                                             for k in ("middle", "end"))
+    growth = {name: g for name, stage in stages.items()
+              if (g := memory_growth(stage.get("rss_mib_by_tenth") or [])) is not None}
+    if growth:
+        out["rss_second_half_over_first_half"] = growth
+        out["memory_flat"] = {name: g <= FLAT for name, g in growth.items()}
     return out
+
+
+def memory_growth(tenths: list[float]) -> float | None:
+    """The stage's peak memory in the second half of its time over the first half's:
+    1.0 when it stopped growing by mid-stage, 2.0 when it grows with what it has read."""
+    if len(tenths) < 10 or not max(tenths[:5]):
+        return None
+    return round(max(tenths[5:]) / max(tenths[:5]), 2)
 
 
 def execute(scale: float, seed: int, processes: int, work: Path, profile: set[str],
