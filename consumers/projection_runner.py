@@ -86,6 +86,10 @@ class ProjectionHandler:
         self.epochs: dict[str, int] | None = None
         self._plain: dict[str, list[tuple[str, Any]] | None] = {}
         # Fresh tables: the keys evicted from the cache are the only ones worth asking.
+        # Not for ever: the set would grow with the history (every worker, session and
+        # account ever evicted), so once it holds as many keys as the cache holds rows
+        # the handler asks the database for every row it does not hold, as on tables
+        # that were not fresh. Memory stays bounded by `cache_rows`.
         self.evicted: set[CacheKey] | None = set() if fresh else None
 
     def handle(self, conn: Connection, deliveries: Sequence[Delivery]) -> None:
@@ -107,6 +111,8 @@ class ProjectionHandler:
                 key, _ = self.cache.popitem(last=False)
                 if self.evicted is not None:
                     self.evicted.add(key)
+            if self.evicted is not None and len(self.evicted) > self.cache_rows:
+                self.evicted = None  # as large as the cache: ask for every uncached row
         self._pending = None
 
     def rolled_back(self) -> None:
