@@ -45,6 +45,7 @@ from domain.fraud import Detector, FraudSettings, Scored, request_establishment
 from domain.ledger import Ledger
 from domain.persistence import EVENT_INDEX
 from projections.fraud_verdicts import LiveVerdicts
+from replay.collector import collector_paused
 
 Record = dict[str, Any]
 
@@ -158,6 +159,7 @@ def _engine(ledger: Ledger) -> Engine:
     return engine
 
 
+@collector_paused
 def audit_credential(ledger: Ledger, account_id: str, since: str | datetime, *,
                      until: str | datetime | None = None,
                      settings: FraudSettings | None = None,
@@ -168,8 +170,7 @@ def audit_credential(ledger: Ledger, account_id: str, since: str | datetime, *,
     the window; otherwise, or with other `settings`, the detector is replayed here."""
     start = _moment(since)
     end = _moment(until) if until is not None else None
-    own, credentials, presented = _index(ledger, account_id, start)
-    window = sorted({p for p, at in own if at >= start} | presented)
+    credentials, window = _index(ledger, account_id, start)
     records = _read(ledger, window)
     chosen = _chosen(records, account_id, set(credentials), start, end)
     if verdicts is not None and settings in (None, verdicts.settings) and \
@@ -178,9 +179,7 @@ def audit_credential(ledger: Ledger, account_id: str, since: str | datetime, *,
         settings, source, read = verdicts.settings, LIVE, len(records)
     else:
         settings = settings or FraudSettings()
-        seen = set(window)
-        earlier = sorted({p for p, _ in own if p not in seen})
-        records = _read(ledger, earlier) + records
+        records = _read(ledger, _before(ledger, account_id, start)) + records
         records.sort(key=lambda r: r["position"])
         detector = Detector(settings).run(records)
         scores = {r[0]["request"]["request_id"]: s for r in chosen
@@ -206,19 +205,28 @@ def _live(ledger: Ledger, verdicts: LiveVerdicts, firsts: list[Record]) -> bool:
 
 
 def _index(ledger: Ledger, account_id: str, start: str
-           ) -> tuple[list[tuple[int, str]], list[str], set[int]]:
-    """From the store's index: the account's events (position, occurred_at), its
-    credentials, and the events since `start` that presented one of them."""
+           ) -> tuple[list[str], list[int]]:
+    """From the store's index: the account's credentials, and the positions since
+    `start` of its own events and of those that presented one of its credentials."""
     idx = EVENT_INDEX.c
     with _engine(ledger).connect() as conn:
-        rows = conn.execute(select(idx.position, idx.occurred_at, idx.credential_id)
-                            .where(idx.account_id == account_id)).all()
-        credentials = sorted({r.credential_id for r in rows if r.credential_id})
-        presented = {r.position for r in conn.execute(
-            select(idx.position).where(and_(idx.credential_id.in_(credentials),
-                                            idx.occurred_at >= start)))} \
-            if credentials else set()
-    return [(r.position, r.occurred_at) for r in rows], credentials, presented
+        credentials = sorted(c for c in conn.execute(
+            select(idx.credential_id).distinct().where(and_(
+                idx.account_id == account_id, idx.credential_id.is_not(None)))).scalars())
+        own = conn.execute(select(idx.position).where(and_(
+            idx.account_id == account_id, idx.occurred_at >= start))).scalars().all()
+        presented = conn.execute(select(idx.position).where(and_(
+            idx.credential_id.in_(credentials), idx.occurred_at >= start))).scalars().all() \
+            if credentials else []
+    return credentials, sorted({*own, *presented})
+
+
+def _before(ledger: Ledger, account_id: str, start: str) -> list[int]:
+    """The positions of the account's events before `start`: its history."""
+    idx = EVENT_INDEX.c
+    with _engine(ledger).connect() as conn:
+        return sorted(conn.execute(select(idx.position).where(and_(
+            idx.account_id == account_id, idx.occurred_at < start))).scalars().all())
 
 
 def _read(ledger: Ledger, positions: list[int]) -> list[Record]:
