@@ -9,6 +9,7 @@ from typing import Any
 
 from projections.catalog import with_requirements
 from projections.rows import MemoryRows, fold_all
+from replay.collector import collector_paused
 
 Record = dict[str, Any]
 STATE = with_requirements(["establishments", "permits", "workers", "trail"])
@@ -26,6 +27,7 @@ class EstablishmentAsOf:
     last_position: int = 0
 
 
+@collector_paused
 def as_of(number: str, records: list[Record]) -> EstablishmentAsOf:
     rows = MemoryRows()
     fold_all(STATE, rows, records)

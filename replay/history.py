@@ -18,6 +18,7 @@ from consumers.inspection import committed_messages
 from domain.identifiers import establishment_stream
 from domain.ledger import Ledger
 from domain.persistence import EVENT_INDEX
+from replay.collector import collector_paused
 
 Record = dict[str, Any]
 
@@ -50,6 +51,7 @@ def version_cutoff(ledger: Ledger, number: str, version: int) -> Cutoff:
     return Cutoff(position=int(position))
 
 
+@collector_paused
 def from_store(ledger: Ledger, number: str, cutoff: Cutoff) -> list[Record]:
     engine = _engine(ledger)
     idx = EVENT_INDEX.c
