@@ -555,9 +555,14 @@ def _alert_fields(f: Facts) -> dict[str, Any]:
             "service": f.service, "occurred_at": f.occurred_at, "position": f.position}
 
 
+def alert_id(request_id: str) -> str:
+    """A request's alert's id: one alert a request, so readers dedupe and look it up."""
+    return f"fraud:{request_id}"
+
+
 def alert_row(entry: dict[str, Any], score: float, signals: Iterable[str]) -> Row:
     """The outbox row of one alerted request; its id is stable, so readers dedupe."""
-    return {"alert_id": f"fraud:{entry['request_id']}", "kind": ALERT_KIND,
+    return {"alert_id": alert_id(entry["request_id"]), "kind": ALERT_KIND,
             "request_id": entry["request_id"], "score": score,
             "signals": orjson.dumps(sorted(signals)).decode(),
             "account_id": entry["account_id"], "credential_id": entry["credential_id"],
@@ -661,7 +666,7 @@ def _client(table: dict[str, ClientState], key: str) -> ClientState:
 
 __all__ = ["ALERT_KIND", "SIGNALS", "AccountState", "Assessment", "ClientState", "Detector",
            "Facts", "FraudSettings", "Observation", "Scored", "SessionState",
-           "after_credential_change", "alerted_device", "delegate_out_of_grant",
+           "after_credential_change", "alert_id", "alerted_device", "delegate_out_of_grant",
            "facts_of", "failed_then_success", "is_new_request", "observe", "off_hours",
            "request_establishment", "sensitive", "sensitive_burst", "shared_device",
            "shared_ip", "transfer_out", "unfamiliar_device", "unfamiliar_ip", "verdict",

@@ -27,7 +27,7 @@ import orjson
 from sqlalchemy import Engine, create_engine, inspect, select
 from sqlalchemy.engine import make_url
 
-from domain.fraud import FraudSettings, Scored, facts_of, verdict, watched
+from domain.fraud import FraudSettings, Scored, alert_id, facts_of, verdict, watched
 from projections.fraud_alerts import ACCOUNTS, ALERTS, REQUEST_SIGNALS, SESSIONS, SETTINGS
 
 Record = dict[str, Any]
@@ -92,8 +92,9 @@ class LiveVerdicts:
         own = {r: orjson.loads(s) for r, s in self._rows(
             REQUEST_SIGNALS.c.request_id, ids, REQUEST_SIGNALS.c.request_id,
             REQUEST_SIGNALS.c.signals)}
-        alerts = {r: orjson.loads(s) for r, s in self._rows(
-            ALERTS.c.request_id, ids, ALERTS.c.request_id, ALERTS.c.signals)}
+        alerts = {r: orjson.loads(s) for r, s in self._rows(  # by key: fraud:<request>
+            ALERTS.c.alert_id, {alert_id(r) for r in ids}, ALERTS.c.request_id,
+            ALERTS.c.signals)}
         sessions = {s: orjson.loads(state)["signals"] for s, state in self._rows(
             SESSIONS.c.session_id, {f["request"]["session_id"] for f in wanted},
             SESSIONS.c.session_id, SESSIONS.c.state)}
