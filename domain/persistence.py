@@ -10,7 +10,6 @@ is the only module of `domain/` that knows SQL, and the Ledger reaches it by top
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -162,7 +161,7 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
     def _uuid(self, value: object) -> UUID:
         if isinstance(value, UUID):
             return value
-        return _uuid_of_bytes(bytes(value)) if isinstance(value, bytes | memoryview) \
+        return UUID(bytes=bytes(value)) if isinstance(value, bytes | memoryview) \
             else UUID(str(value))
 
     def _insert_stored_events(self, session: Session, stored_events: Sequence[StoredEvent],
@@ -215,14 +214,6 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
 
 
 _SQLITE_ROWS = 1000  # rows a statement: 4,000 parameters, under SQLite's limit
-@lru_cache(maxsize=65_536)
-def _uuid_of_bytes(value: bytes) -> UUID:
-    """A stream's id, made once for all its events: an establishment's history is one
-    stream's thousands of events and its workers', and UUID() is pure Python (it was a
-    fifth of an as-of load). UUIDs are immutable, so sharing them is safe."""
-    return UUID(bytes=value)
-
-
 _INDEX_COLUMNS = tuple(c.name for c in EVENT_INDEX.columns if c.name != "position")
 _INDEX_INSERT = (f"INSERT INTO {EVENT_INDEX.name} (position, {', '.join(_INDEX_COLUMNS)}) "
                  f"VALUES ({', '.join(['?'] * (len(_INDEX_COLUMNS) + 1))})")

@@ -173,17 +173,18 @@ def audit_credential(ledger: Ledger, account_id: str, since: str | datetime, *,
     credentials, window = _index(ledger, account_id, start)
     records = _read(ledger, window)
     chosen = _chosen(records, account_id, set(credentials), start, end)
+    firsts = [r[0] for r in chosen]
     if verdicts is not None and settings in (None, verdicts.settings) and \
-            _live(ledger, verdicts, [r[0] for r in chosen]):
-        scores = verdicts.scored([r[0] for r in chosen])
+            _live(ledger, verdicts, firsts):
+        scores = verdicts.scored(firsts)
         settings, source, read = verdicts.settings, LIVE, len(records)
     else:
         settings = settings or FraudSettings()
         records = _read(ledger, _before(ledger, account_id, start)) + records
         records.sort(key=lambda r: r["position"])
         detector = Detector(settings).run(records)
-        scores = {r[0]["request"]["request_id"]: s for r in chosen
-                  if (s := detector.scored(r[0]["request"]["request_id"]))}
+        scores = {f["request"]["request_id"]: s for f in firsts
+                  if (s := detector.scored(f["request"]["request_id"]))}
         source, read = REPLAYED, len(records)
     names = _stream_names(ledger, [e for r in chosen for e in r])
     audit = Audit(account_id, start, end, tuple(credentials), settings.threshold,
