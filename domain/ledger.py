@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
 import orjson
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import Notification, StoredEvent
 
 from domain.account import Account, Unattributed
 from domain.context import iso
 from domain.decide import Outcome, decide
+from domain.encoding import MAPPER_TOPIC
 from domain.envelope import contract_record
 from domain.establishment import Establishment
 from domain.integrity import ChainProblem, verify_chain
@@ -28,7 +30,7 @@ from domain.persistence import FACTORY_TOPIC
 from domain.requests import RequestBase
 from domain.rules import Rules
 from domain.streams import Stream
-from domain.unit_of_work import UnitOfWork
+from domain.unit_of_work import EventStore, UnitOfWork
 from domain.worker import Worker
 
 EVENT_FIELDS = frozenset({
@@ -49,6 +51,15 @@ def index_entry(event: Stream.Event) -> dict[str, Any]:
             "ip": request["client"]["ip"]}
 
 
+@dataclass(frozen=True)
+class Batch:
+    """What one commit writes, already encoded."""
+
+    events: list[StoredEvent]
+    index: list[dict[str, Any]]
+    snapshots: list[StoredEvent]
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -66,6 +77,7 @@ class Ledger(Application):  # type: ignore[type-arg]
                  clock: Callable[[], datetime] = now_utc) -> None:
         super().__init__(env={
             "PERSISTENCE_MODULE": FACTORY_TOPIC,
+            "MAPPER_TOPIC": MAPPER_TOPIC,
             "SQLALCHEMY_URL": url,
             "IS_SNAPSHOTTING_ENABLED": "y",
             "CREATE_TABLE": "y",
@@ -84,26 +96,40 @@ class Ledger(Application):  # type: ignore[type-arg]
             return None
 
     def commit(self, events: list[Stream.Event], aggregates: list[Stream]) -> None:
-        processing = ProcessingEvent()  # type: ignore[var-annotated]
-        # Straight onto the list: collect_events() would check each event against a
-        # runtime Protocol, which costs more than the rest of saving it.
-        processing.events.extend(events)
-        processing.saved_kwargs["index"] = [index_entry(e) for e in events]
-        self._record(processing)
-        self._snapshot(events, aggregates)
+        self.write(self.prepare(events, aggregates))
 
-    def _snapshot(self, events: list[Stream.Event], aggregates: list[Stream]) -> None:
+    def prepare(self, events: list[Stream.Event], aggregates: list[Stream]) -> Batch:
+        """A batch in its stored form, taken now: the aggregates may change as soon as
+        this returns (domain/write_behind.py decides the next batch while this one is
+        written), and a snapshot copies their state only shallowly."""
+        return Batch(events=[self.mapper.to_stored_event(e) for e in events],
+                     index=[index_entry(e) for e in events],
+                     snapshots=[self.mapper.to_stored_event(s)
+                                for s in self._snapshots_due(events, aggregates)])
+
+    def write(self, batch: Batch) -> None:
+        """The events and their index in one transaction, then the snapshots: a snapshot
+        is only a shortcut, so one lost with its transaction costs a longer load."""
+        self.recorder.insert_events(batch.events, index=batch.index)
+        if batch.snapshots:
+            assert self.snapshots is not None
+            self.snapshots.recorder.insert_events(batch.snapshots)
+
+    def _snapshots_due(self, events: list[Stream.Event],
+                       aggregates: list[Stream]) -> list[Any]:
         new = Counter(e.originator_id for e in events)
+        due = []
         for aggregate in aggregates:
             every = self.SNAPSHOT_EVERY.get(type(aggregate), 0)
             before = aggregate.version - new[aggregate.id]
             if every and aggregate.version // every > before // every:
-                assert self.snapshots is not None
-                self.snapshots.put([aggregate.Snapshot.take(aggregate)])
+                due.append(aggregate.Snapshot.take(aggregate))
+        return due
 
     # -- deciding -------------------------------------------------------------------
-    def unit_of_work(self, cache_size: int = 100_000) -> UnitOfWork:
-        return UnitOfWork(self, self.clock, cache_size)
+    def unit_of_work(self, cache_size: int = 100_000,
+                     store: EventStore | None = None) -> UnitOfWork:
+        return UnitOfWork(store or self, self.clock, cache_size)
 
     def decide(self, uow: UnitOfWork, request: RequestBase) -> Outcome:
         return decide(uow, request, self.rules, self.table)

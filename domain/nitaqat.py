@@ -45,6 +45,12 @@ class Contribution:
     weight_milli: int
     disabled: bool
 
+    def as_payload(self) -> dict[str, Any]:
+        """As dataclasses.asdict would give it, in field order, at a tenth of the cost:
+        every hire and departure carries one."""
+        return {"saudi": self.saudi, "weight_milli": self.weight_milli,
+                "disabled": self.disabled}
+
 
 def contribution(*, saudi: bool, wage_sar: int, part_time: bool, disabled: bool,
                  rules: Rules) -> Contribution:

@@ -5,7 +5,6 @@ the weekly series without recomputing the workforce.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import date
 from typing import Any
 
@@ -18,8 +17,8 @@ from domain.worker import EXIT_REQUESTED, GONE, Worker
 
 
 def worker_contribution(d: Decision, w: Worker) -> dict[str, Any]:
-    return asdict(contribution(saudi=w.saudi, wage_sar=w.wage_sar, part_time=w.part_time,
-                               disabled=w.disabled, rules=d.rules))
+    return contribution(saudi=w.saudi, wage_sar=w.wage_sar, part_time=w.part_time,
+                        disabled=w.disabled, rules=d.rules).as_payload()
 
 
 def _percentage_after(d: Decision, est: Establishment, c: dict[str, Any], sign: int) -> int:
