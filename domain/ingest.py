@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from domain.decide import Outcome
 from domain.ledger import Ledger
 from domain.requests import MalformedRequest, parse_request
+from domain.unit_of_work import UnitOfWork
+from domain.write_behind import WriteBehind
 
 
 @dataclass
@@ -51,9 +53,22 @@ class IngestReport:
 
 def ingest(ledger: Ledger, lines: Iterable[bytes | str], *, batch_size: int = 500,
            strict: bool = False, progress: Callable[[int], None] | None = None,
-           on_malformed: Callable[[Malformed], None] | None = None) -> IngestReport:
+           on_malformed: Callable[[Malformed], None] | None = None,
+           cache_size: int = 100_000, writer_after: int = 20) -> IngestReport:
+    """`writer_after`: batches written in line before a writer process takes over
+    (domain/write_behind.py)."""
+    with WriteBehind(ledger, start_after=writer_after) as store:
+        report = _ingest(ledger, ledger.unit_of_work(cache_size, store), lines, batch_size,
+                         strict, progress, on_malformed)
+    if progress:  # once all is written
+        progress(report.lines)
+    return report
+
+
+def _ingest(ledger: Ledger, uow: UnitOfWork, lines: Iterable[bytes | str], batch_size: int,
+            strict: bool, progress: Callable[[int], None] | None,
+            on_malformed: Callable[[Malformed], None] | None) -> IngestReport:
     report = IngestReport()
-    uow = ledger.unit_of_work()
     pending = 0
     for number, line in enumerate(lines, start=1):
         report.lines = number
@@ -78,6 +93,4 @@ def ingest(ledger: Ledger, lines: Iterable[bytes | str], *, batch_size: int = 50
             if progress:
                 progress(number)
     uow.commit()
-    if progress:
-        progress(report.lines)
     return report

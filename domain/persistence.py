@@ -20,6 +20,7 @@ from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyApplicationRecorder,
 )
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, insert
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 
@@ -225,3 +226,11 @@ class CoreSQLAlchemyFactory(SQLAlchemyFactory):
 
 
 FACTORY_TOPIC = "domain.persistence:CoreSQLAlchemyFactory"
+
+
+def shared_by_processes(url: str) -> bool:
+    """Whether another process opening `url` reaches the same store: not so for an
+    in-memory SQLite database, which each connection holds on its own."""
+    parsed = make_url(url)
+    return not (parsed.get_backend_name() == "sqlite"
+                and parsed.database in (None, "", ":memory:"))

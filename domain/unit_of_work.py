@@ -60,15 +60,16 @@ class UnitOfWork:
             try:
                 self.store.commit(self.pending, list(self.touched.values()))
             except Exception:
-                self.forget_touched()
+                self.forget()
                 raise
         self.pending = []
         self.touched = {}
 
-    def forget_touched(self) -> None:
-        """Drop aggregates whose events did not reach the store: reload them next time."""
-        for stream_id in self.touched:
-            self.cache.pop(stream_id, None)
+    def forget(self) -> None:
+        """After a failed commit, drop every aggregate held: reload them next time. Not
+        only this batch's: with writes behind (domain/write_behind.py) the failure may be
+        an earlier batch's, and later decisions were made on top of it."""
+        self.cache.clear()
         self.pending = []
         self.touched = {}
 
@@ -76,6 +77,10 @@ class UnitOfWork:
         taken = aggregate.collect_events()
         self.pending.extend(taken)  # type: ignore[arg-type]
         self.touched[aggregate.id] = aggregate
+        if self.cache.get(aggregate.id) is not aggregate:
+            # A decision held it while its own loads pushed it out of a small cache: the
+            # next decision must see these events, not the store's older version.
+            self._remember(aggregate.id, aggregate)
         return taken[-1]  # type: ignore[return-value]
 
     def _remember(self, stream_id: UUID, aggregate: Stream | None) -> None:
