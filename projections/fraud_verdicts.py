@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from domain.fraud import FraudSettings, Scored, alert_id, facts_of, verdict, watched
 from projections.fraud_alerts import ACCOUNTS, ALERTS, REQUEST_SIGNALS, SESSIONS, SETTINGS
+from projections.workers import WORKERS
 
 Record = dict[str, Any]
 CHUNK = 500  # keys a statement
@@ -39,6 +40,7 @@ class LiveVerdicts:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._has_workers: bool | None = None
         self.settings: FraudSettings = SETTINGS
 
     @classmethod
@@ -106,6 +108,19 @@ class LiveVerdicts:
                 sessions.get(first["request"]["session_id"], ()), alerts.get(request_id),
                 self.settings)
         return out
+
+    def worker_ids(self, streams: Iterable[str]) -> dict[str, str]:
+        """The worker id of each worker stream the workers read model holds, by stream:
+        one indexed table, where the store keeps each stream's first event apart. A
+        stream's worker id never changes (it names the stream), so a row is never stale;
+        a stream not yet projected, or read models without the workers table, are simply
+        not in the answer."""
+        if self._has_workers is None:
+            self._has_workers = inspect(self.engine).has_table(WORKERS.name)
+        if not self._has_workers:
+            return {}
+        return dict(self._rows(WORKERS.c.stream, streams, WORKERS.c.stream,
+                               WORKERS.c.worker_id))
 
     def _rows(self, key: Any, values: Iterable[Any], *columns: Any) -> list[Any]:
         keys = sorted(values)

@@ -186,7 +186,8 @@ def audit_credential(ledger: Ledger, account_id: str, since: str | datetime, *,
         scores = {f["request"]["request_id"]: s for f in firsts
                   if (s := detector.scored(f["request"]["request_id"]))}
         source, read = REPLAYED, len(records)
-    names = _stream_names(ledger, [e for r in chosen for e in r])
+    names = _stream_names(ledger, [e for r in chosen for e in r],
+                          verdicts if source == LIVE else None)
     audit = Audit(account_id, start, end, tuple(credentials), settings.threshold,
                   history_events=read, source=source)
     audit.requests = [_audited(r, scores.get(r[0]["request"]["request_id"]), names)
@@ -278,19 +279,24 @@ def _audited(events: list[Record], scored: Scored | None, names: dict[str, str]
         suspicious=bool(scored and scored.alerted))
 
 
-def _stream_names(ledger: Ledger, records: list[Record]) -> dict[str, str]:
-    """The worker or account id of each stream whose events name neither: read from the
-    stream's first event (worker.joined, account.registered), one query for all."""
+def _stream_names(ledger: Ledger, records: list[Record],
+                  verdicts: LiveVerdicts | None = None) -> dict[str, str]:
+    """The worker or account id of each stream whose events name neither: from the
+    workers read model when the audit reads the live read models (at scale, a thousand
+    first events scattered through the store were the cold audit's slowest read), else
+    from the stream's first event (worker.joined, account.registered), one query for all."""
     wanted = sorted({r["stream"] for r in records if r["event_type"] in _NAMELESS})
+    known = verdicts.worker_ids(wanted) if verdicts is not None and wanted else {}
+    wanted = [stream for stream in wanted if stream not in known]
     if not wanted:
-        return {}
+        return known
     idx = EVENT_INDEX.c
     with _engine(ledger).connect() as conn:
         firsts = [row.position for start in range(0, len(wanted), 500)
                   for row in conn.execute(select(idx.position).where(and_(
                       idx.stream.in_(wanted[start:start + 500]), idx.version == 1)))]
     notes = ledger.recorder.select_notifications_by_ids(firsts)  # type: ignore[attr-defined]
-    out: dict[str, str] = {}
+    out = dict(known)
     for note in notes:
         record = ledger.record_of(note)
         p = record["payload"]

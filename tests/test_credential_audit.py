@@ -21,10 +21,10 @@ from domain.envelope import contract_record
 from domain.fraud import OFF_HOURS, SENSITIVE_BURST, UNFAMILIAR_DEVICE, Detector
 from domain.ledger import Ledger
 from portal.audit_cli import audit_app
-from projections import fraud_alerts
+from projections import fraud_alerts, workers
 from projections.database import projections_engine
 from projections.fraud_verdicts import LiveVerdicts
-from projections.rows import MemoryRows, fold_all
+from projections.rows import MemoryRows, Projection, fold_all
 from replay.credential_audit import LIVE, REPLAYED, Audit, audit_credential
 from tests.leak_scenario import LeakScenario, build_leak_scenario
 from tests.test_ledger_properties import counting_clock
@@ -173,11 +173,13 @@ def test_cli_alerts(story: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 # == the live detector's verdicts ==========================================================
-def read_models(ledger: Ledger, url: str, records: int | None = None) -> LiveVerdicts:
-    """The fraud projection folded by the real ProjectionHandler into SQLite read models,
-    over the store's first `records` records (all by default)."""
+def read_models(ledger: Ledger, url: str, records: int | None = None,
+                projections: tuple[Projection, ...] = fraud_alerts.PROJECTIONS
+                ) -> LiveVerdicts:
+    """The fraud projection (or `projections`) folded by the real ProjectionHandler into
+    SQLite read models, over the store's first `records` records (all by default)."""
     engine = projections_engine(url)
-    handler = ProjectionHandler(engine, fraud_alerts.PROJECTIONS)
+    handler = ProjectionHandler(engine, projections)
     everything = all_records(ledger)[:records]
     with engine.begin() as conn:
         handler.handle(conn, [Delivery("t", 0, n, None, r) for n, r in enumerate(everything)])
@@ -205,6 +207,23 @@ def test_the_live_verdicts_give_the_replayed_audit_and_read_only_the_window(
     assert live.history_events < replayed.history_events
     window = {p for r in replayed.requests for p in r.positions}
     assert live.history_events == len(window)
+
+
+def test_worker_names_come_from_the_workers_read_model_as_the_store_gives_them(
+        story: Any, tmp_path: Path) -> None:
+    ledger, s, _ = story
+    verdicts = read_models(ledger, f"sqlite:///{tmp_path}/p.sqlite",
+                           projections=(workers.PROJECTION, *fraud_alerts.PROJECTIONS))
+    answers: list[dict[str, str]] = []
+    asked = verdicts.worker_ids
+    verdicts.worker_ids = lambda streams: answers.append(asked(streams)) or answers[-1]  # type: ignore[method-assign]
+    try:
+        live = audit_credential(ledger, s.owner_account_id, s.leaked_at, verdicts=verdicts)
+    finally:
+        verdicts.close()
+    replayed = audit_credential(ledger, s.owner_account_id, s.leaked_at)
+    assert live.source == LIVE and answers and answers[0], "no name came from the read model"
+    assert [r.effects for r in live.requests] == [r.effects for r in replayed.requests]
 
 
 def test_read_models_behind_the_store_are_not_trusted_the_detector_is_replayed(
