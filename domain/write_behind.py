@@ -14,6 +14,7 @@ batches are written in line, and the writer starts after `start_after` of them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 from collections import Counter, deque
 from multiprocessing.connection import Connection
@@ -89,7 +90,7 @@ class WriteBehind:
         self._raise_if_failed()
         batch = self.store.prepare(events, aggregates)
         self._commits += 1
-        if self._conn is None and (self._commits <= self.start_after or not self._can_start()):
+        if self._conn is None and (self._commits <= self.start_after or not self._startable):
             self.store.write(batch)
             return
         while len(self._flight) >= self.depth:
@@ -150,9 +151,10 @@ class WriteBehind:
         if self._error is not None:
             raise WriteFailed(f"a batch was not written: {self._error}")
 
-    def _can_start(self) -> bool:
+    @functools.cached_property
+    def _startable(self) -> bool:
         """Not from a daemonic process (it may have no children), nor for a store that
-        another process would not see."""
+        another process would not see. Asked once: it does not change during an ingest."""
         return (not multiprocessing.current_process().daemon
                 and shared_by_processes(self.store.env["SQLALCHEMY_URL"]))
 
