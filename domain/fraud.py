@@ -124,7 +124,6 @@ CREDENTIAL_EVENTS: Final = frozenset({"account.password_changed", "account.email
 TRANSFER: Final = "worker.service_transfer"
 FAILED_KEPT: Final = 10
 ALERTED_KEPT: Final = 64
-ISO: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 class FraudSettings(BaseSettings):
@@ -245,8 +244,12 @@ def facts_of(record: Record, s: FraudSettings) -> Facts:
 
 
 def hours_before(moment: str, hours: float) -> str:
-    """The contract's timestamp `hours` earlier: same format, so strings compare."""
-    return (datetime.fromisoformat(moment) - timedelta(hours=hours)).strftime(ISO)
+    """The contract's timestamp (`%Y-%m-%dT%H:%M:%S.%fZ`) `hours` earlier, in the same
+    format, so that the strings compare. `isoformat` rather than `strftime`: the same
+    text in less than half the time, and the detector asks this for nearly every request."""
+    at = datetime.fromisoformat(moment[:-1] if moment.endswith("Z") else moment)
+    earlier = at.replace(tzinfo=None) - timedelta(hours=hours)
+    return earlier.isoformat(timespec="microseconds") + "Z"
 
 
 # -- state ----------------------------------------------------------------------------

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, select
 
 from consumers.projection_runner import ProjectionHandler
@@ -32,6 +35,7 @@ from domain.fraud import (
     Detector,
     FraudSettings,
     SessionState,
+    hours_before,
     sensitive,
     transfer_out,
 )
@@ -500,3 +504,15 @@ def test_the_projection_runner_writes_the_alerts_and_state_tables(tmp_path: Path
     assert {r["request_id"]: orjson.loads(r["signals"]) for r in rows} == \
         {a["request_id"]: orjson.loads(a["signals"]) for a in expected}
     assert {a.account_id for a in accounts} == {OWNER, OTHER}
+
+
+@given(moment=st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2100, 1, 1)),
+       minutes=st.integers(min_value=0, max_value=60 * 24 * 30))
+def test_hours_before_is_the_contracts_timestamp_that_much_earlier(
+        moment: datetime, minutes: int) -> None:
+    # The rules compare these strings with the contract's: the text must be the same as
+    # formatting the earlier moment in the contract's format would give.
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+    hours = minutes / 60
+    assert hours_before(moment.strftime(fmt), hours) == (
+        moment - timedelta(hours=hours)).strftime(fmt)
