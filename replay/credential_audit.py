@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine, Select, and_, func, select
 
 from domain.context import iso, parse_iso
 from domain.fraud import Detector, FraudSettings, Scored, request_establishment
@@ -212,15 +212,28 @@ def _index(ledger: Ledger, account_id: str, start: str
     `start` of its own events and of those that presented one of its credentials."""
     idx = EVENT_INDEX.c
     with _engine(ledger).connect() as conn:
-        credentials = sorted(c for c in conn.execute(
-            select(idx.credential_id).distinct().where(and_(
-                idx.account_id == account_id, idx.credential_id.is_not(None)))).scalars())
+        credentials = sorted(conn.execute(_credentials_of(account_id)).scalars())
         own = conn.execute(select(idx.position).where(and_(
             idx.account_id == account_id, idx.occurred_at >= start))).scalars().all()
         presented = conn.execute(select(idx.position).where(and_(
             idx.credential_id.in_(credentials), idx.occurred_at >= start))).scalars().all() \
             if credentials else []
     return credentials, sorted({*own, *presented})
+
+
+def _credentials_of(account_id: str) -> Select[tuple[str]]:
+    """The account's distinct credentials, one index seek each (a loose index scan over
+    (account_id, credential_id), a recursive CTE in SQLite and PostgreSQL alike): an
+    account has a few credentials and may have tens of thousands of events."""
+    idx = EVENT_INDEX.c
+    first = select(func.min(idx.credential_id).label("credential")).where(
+        idx.account_id == account_id, idx.credential_id.is_not(None))
+    found = first.cte("credentials", recursive=True)
+    after = select(func.min(idx.credential_id)).where(
+        idx.account_id == account_id, idx.credential_id > found.c.credential)
+    found = found.union_all(select(after.scalar_subquery()).where(
+        found.c.credential.is_not(None)))
+    return select(found.c.credential).where(found.c.credential.is_not(None))
 
 
 def _before(ledger: Ledger, account_id: str, start: str) -> list[int]:
