@@ -30,8 +30,10 @@ from sqlalchemy import (
     Table,
     insert,
     inspect,
+    select,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -125,15 +127,27 @@ EVENT_INDEX = Table(
     # to list its few credentials (0.06-0.7 s at F = 0.05, the audit's slowest step).
     Index("sijil_event_index_credential_time", "credential_id", "occurred_at", "position"),
     Index("sijil_event_index_account_time", "account_id", "occurred_at", "position"),
-    Index("sijil_event_index_account_credential", "account_id", "credential_id"),
 )
-# Indexes of earlier stores that those replace: dropped when a store is opened.
-SUPERSEDED_INDEXES = ("sijil_event_index_credential", "sijil_event_index_account")
+# Indexes of earlier stores that those replace: dropped when a store is opened. (The
+# last, an index to list an account's credentials, made ingest's writer slower at
+# scale: one more B-tree of every event's entry, where the pairs below are a few a
+# batch.)
+SUPERSEDED_INDEXES = ("sijil_event_index_credential", "sijil_event_index_account",
+                      "sijil_event_index_account_credential")
+# Every (account, credential) pair the index holds, kept in the same transaction: the
+# credential audit asks an account's credentials first, and an account has a handful
+# and may have tens of thousands of events.
+ACCOUNT_CREDENTIALS = Table(
+    "sijil_account_credentials", INDEX_METADATA,
+    Column("account_id", String(64), primary_key=True),
+    Column("credential_id", String(128), primary_key=True),
+)
 
 
 def _migrate_indexes(engine: Engine) -> None:
-    """A store made before an index was added gets it, and loses the ones it replaces:
-    `create_all` creates a table's indexes only with the table."""
+    """A store made before an index was added gets it, and loses the ones it replaces
+    (`create_all` creates a table's indexes only with the table); a store made before
+    the credential pairs gets them from its index."""
     present = {i["name"] for i in inspect(engine).get_indexes(EVENT_INDEX.name)}
     missing = [i for i in EVENT_INDEX.indexes if i.name not in present]
     stale = [name for name in SUPERSEDED_INDEXES if name in present]
@@ -142,6 +156,13 @@ def _migrate_indexes(engine: Engine) -> None:
     with engine.begin() as conn:
         for index in missing:
             index.create(conn)
+        if stale:  # a store older than the pairs table: its pairs, from the index
+            idx = EVENT_INDEX.c
+            conn.execute(ACCOUNT_CREDENTIALS.delete())
+            conn.execute(ACCOUNT_CREDENTIALS.insert().from_select(
+                ["account_id", "credential_id"],
+                select(idx.account_id, idx.credential_id).distinct().where(
+                    idx.credential_id.is_not(None))))
         for name in stale:
             conn.execute(text(f"DROP INDEX {conn.dialect.identifier_preparer.quote(name)}"))
 
@@ -218,6 +239,10 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
             session.execute(insert(EVENT_INDEX), [
                 {**entry, "position": position} for entry, position in zip(index, ids,
                                                                           strict=True)])
+            pairs = _credential_pairs(index)
+            if pairs:
+                session.execute(pg_insert(ACCOUNT_CREDENTIALS).on_conflict_do_nothing(), [
+                    {"account_id": a, "credential_id": c} for a, c in pairs])
         self._notify_channel(session)
         return ids
 
@@ -246,6 +271,7 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
             driver.executemany(_INDEX_INSERT, [
                 (position, *(entry[c] for c in _INDEX_COLUMNS))
                 for entry, position in zip(index, ids, strict=True)])
+            driver.executemany(_PAIR_INSERT, _credential_pairs(index))
         return ids
 
 
@@ -253,6 +279,13 @@ _SQLITE_ROWS = 1000  # rows a statement: 4,000 parameters, under SQLite's limit
 _INDEX_COLUMNS = tuple(c.name for c in EVENT_INDEX.columns if c.name != "position")
 _INDEX_INSERT = (f"INSERT INTO {EVENT_INDEX.name} (position, {', '.join(_INDEX_COLUMNS)}) "
                  f"VALUES ({', '.join(['?'] * (len(_INDEX_COLUMNS) + 1))})")
+_PAIR_INSERT = (f"INSERT INTO {ACCOUNT_CREDENTIALS.name} (account_id, credential_id) "
+                f"VALUES (?, ?) ON CONFLICT DO NOTHING")
+
+
+def _credential_pairs(index: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    return sorted({(e["account_id"], e["credential_id"]) for e in index
+                   if e["credential_id"] is not None})
 
 
 class CoreSQLAlchemyFactory(SQLAlchemyFactory):

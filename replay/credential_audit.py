@@ -38,12 +38,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, func, select
+from sqlalchemy import Engine, Select, and_, select
 
 from domain.context import iso, parse_iso
 from domain.fraud import Detector, FraudSettings, Scored, request_establishment
 from domain.ledger import Ledger
-from domain.persistence import EVENT_INDEX
+from domain.persistence import ACCOUNT_CREDENTIALS, EVENT_INDEX
 from projections.fraud_verdicts import LiveVerdicts
 from replay.collector import collector_paused
 
@@ -222,18 +222,10 @@ def _index(ledger: Ledger, account_id: str, start: str
 
 
 def _credentials_of(account_id: str) -> Select[tuple[str]]:
-    """The account's distinct credentials, one index seek each (a loose index scan over
-    (account_id, credential_id), a recursive CTE in SQLite and PostgreSQL alike): an
-    account has a few credentials and may have tens of thousands of events."""
-    idx = EVENT_INDEX.c
-    first = select(func.min(idx.credential_id).label("credential")).where(
-        idx.account_id == account_id, idx.credential_id.is_not(None))
-    found = first.cte("credentials", recursive=True)
-    after = select(func.min(idx.credential_id)).where(
-        idx.account_id == account_id, idx.credential_id > found.c.credential)
-    found = found.union_all(select(after.scalar_subquery()).where(
-        found.c.credential.is_not(None)))
-    return select(found.c.credential).where(found.c.credential.is_not(None))
+    """The account's credentials from the store's pairs (domain/persistence.py
+    ACCOUNT_CREDENTIALS): a handful of rows, where the index holds every event's."""
+    pairs = ACCOUNT_CREDENTIALS.c
+    return select(pairs.credential_id).where(pairs.account_id == account_id)
 
 
 def _before(ledger: Ledger, account_id: str, start: str) -> list[int]:

@@ -1,62 +1,75 @@
-"""The store's own index (domain/persistence.py, EVENT_INDEX) as the credential audit
-asks it: an account's credentials by a loose index scan, equal to a plain DISTINCT; and
-a store made with the earlier indexes gets the current ones when it is opened."""
+"""The store's own index (domain/persistence.py) as the credential audit asks it: an
+account's credentials from the pairs kept beside the index, equal to a DISTINCT over the
+index, on SQLite and PostgreSQL; and a store made with the earlier indexes gets the
+current ones, and its pairs, when it is opened."""
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, insert, inspect, select, text
+from pathlib import Path
 
+from sqlalchemy import Engine, create_engine, inspect, select, text
+
+from domain.ingest import ingest
 from domain.ledger import Ledger
-from domain.persistence import EVENT_INDEX, SUPERSEDED_INDEXES
+from domain.persistence import ACCOUNT_CREDENTIALS, EVENT_INDEX, SUPERSEDED_INDEXES
 from replay.credential_audit import _credentials_of
-
-ACCOUNTS = {"1000000001": ["cred-a-2", None, "cred-a-1", "cred-a-2", "cred-a-3", None],
-            "1000000002": [None, None],
-            "1000000003": ["cred-c-1"],
-            "1000000004": ["cred-a-1"]}  # another account presented a's credential
+from simulator import simulate
+from tests.test_ledger_properties import counting_clock
 
 
-def _entries() -> list[dict[str, object]]:
-    out, position = [], 0
-    for account, credentials in ACCOUNTS.items():
-        for credential in credentials:
-            position += 1
-            out.append({"position": position, "stream": f"s{position}", "version": 1,
-                        "establishment_id": None,
-                        "occurred_at": f"2025-01-01T00:00:{position:02d}.000000Z",
-                        "event_type": "account.logged_in", "request_id": f"r{position}",
-                        "account_id": account, "credential_id": credential})
+def _ingested(url: str, folder: Path) -> Engine:
+    """A simulated history with leak campaigns: thieves change passwords, so accounts
+    have several credentials, and some present another account's."""
+    requests = folder / "requests.jsonl"
+    simulate(establishments=12, months=3, seed=5, out=requests, leaks=3)
+    ledger = Ledger(url, clock=counting_clock())
+    with requests.open("rb") as lines:
+        ingest(ledger, lines, batch_size=50)
+    return ledger.recorder.datastore.engine  # type: ignore[attr-defined, no-any-return]
+
+
+def _distinct(engine: Engine) -> dict[str, set[str]]:
+    idx = EVENT_INDEX.c
+    out: dict[str, set[str]] = {}
+    with engine.connect() as conn:
+        for account, credential in conn.execute(select(
+                idx.account_id, idx.credential_id).distinct().where(
+                idx.credential_id.is_not(None))):
+            out.setdefault(account, set()).add(credential)
     return out
 
 
-def test_an_accounts_credentials_by_loose_index_scan_equal_a_distinct(store_url: str
-                                                                        ) -> None:
-    ledger = Ledger(store_url)  # creates the tables and the index
-    engine = ledger.recorder.datastore.engine  # type: ignore[attr-defined]
-    idx = EVENT_INDEX.c
-    with engine.begin() as conn:
-        conn.execute(insert(EVENT_INDEX), _entries())
+def _asked(engine: Engine, accounts: list[str]) -> dict[str, set[str]]:
     with engine.connect() as conn:
-        for account in [*ACCOUNTS, "1000000009"]:
-            plain = set(conn.execute(select(idx.credential_id).distinct().where(
-                idx.account_id == account, idx.credential_id.is_not(None))).scalars())
-            scanned = conn.execute(_credentials_of(account)).scalars().all()
-            assert sorted(scanned) == sorted(plain), account
-            assert len(scanned) == len(set(scanned))
+        found = {a: set(conn.execute(_credentials_of(a)).scalars()) for a in accounts}
+    return {a: c for a, c in found.items() if c}
 
 
-def test_a_store_with_the_earlier_indexes_gets_the_current_ones(sqlite_url: str) -> None:
-    Ledger(sqlite_url)
-    engine = create_engine(sqlite_url)
+def test_an_accounts_credentials_are_those_its_index_holds(store_url: str,
+                                                            tmp_path: Path) -> None:
+    engine = _ingested(store_url, tmp_path)
+    expected = _distinct(engine)
+    assert any(len(c) > 1 for c in expected.values()), "no account changed credentials"
+    assert _asked(engine, [*expected, "1999999999"]) == expected
+
+
+def test_a_store_with_the_earlier_indexes_gets_the_current_ones(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/events.sqlite"
+    engine = _ingested(url, tmp_path)
+    expected = _distinct(engine)
     with engine.begin() as conn:  # as a store made before them: the earlier set
         for index in EVENT_INDEX.indexes:
             conn.execute(text(f'DROP INDEX "{index.name}"'))
-        conn.execute(text('CREATE INDEX sijil_event_index_credential '
-                          'ON sijil_event_index (credential_id, occurred_at)'))
-        conn.execute(text('CREATE INDEX sijil_event_index_account '
-                          'ON sijil_event_index (account_id, occurred_at)'))
-    Ledger(sqlite_url)  # opened again
+        conn.execute(text("CREATE INDEX sijil_event_index_credential "
+                          "ON sijil_event_index (credential_id, occurred_at)"))
+        conn.execute(text("CREATE INDEX sijil_event_index_account "
+                          "ON sijil_event_index (account_id, occurred_at)"))
+        conn.execute(text(f"DROP TABLE {ACCOUNT_CREDENTIALS.name}"))
+    engine.dispose()
+    Ledger(url)  # opened again
+    engine = create_engine(url)
     names = {i["name"] for i in inspect(engine).get_indexes(EVENT_INDEX.name)}
     assert names == {i.name for i in EVENT_INDEX.indexes}
     assert not names & set(SUPERSEDED_INDEXES)
+    assert _asked(engine, list(expected)) == expected
     engine.dispose()
