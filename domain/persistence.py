@@ -131,8 +131,9 @@ EVENT_INDEX = Table(
 # Indexes of earlier stores that those replace: dropped when a store is opened. (The
 # last listed an account's credentials from one more B-tree entry for every event; the
 # pairs below are a few rows a batch. F = 0.2's ingest was no faster without it, 1,668
-# against 1,714 requests/s on the same day: what slowed ingest against session 5's
-# 2,892 is not settled, the widened indexes above or the machine.)
+# against 1,714 requests/s on the same day; its ratio to the library's raw save in the
+# same run, 0.376 against session 5's 0.369, puts the drop from 2,892 on the host, not
+# on the widened indexes above: bench/RESULTS.md.)
 SUPERSEDED_INDEXES = ("sijil_event_index_credential", "sijil_event_index_account",
                       "sijil_event_index_account_credential")
 # Every (account, credential) pair the index holds, kept in the same transaction: the
