@@ -30,6 +30,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from consumers.codec import encode
+from consumers.inspection import settled_end_offsets
 from consumers.topics import DIGESTS_TOPIC
 from domain.chain import GENESIS
 from domain.ledger import Ledger
@@ -71,7 +72,7 @@ def read_digest_records(bootstrap: str, digests_topic: str) -> list[dict[str, An
             raise RuntimeError(f"topic {digests_topic} does not exist: run `sijil kafka up`")
         consumer.assign(partitions)
         consumer.seek_to_beginning()
-        ends, out = consumer.end_offsets(partitions), []
+        ends, out = settled_end_offsets(consumer, bootstrap, partitions), []
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
             for messages in consumer.poll(timeout_ms=1000).values():
                 for message in messages:

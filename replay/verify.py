@@ -37,6 +37,7 @@ from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import select
 
 from consumers.codec import key_of
+from consumers.inspection import settled_end_offsets
 from consumers.topics import DIGESTS_TOPIC
 from domain.chain import GENESIS, verify_record
 from domain.integrity import ChainProblem
@@ -327,7 +328,7 @@ def _partition(bootstrap: str, tp: TopicPartition,
     try:
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]  # the last stable offset under read_committed
+        end = settled_end_offsets(consumer, bootstrap, [tp])[tp]
         while consumer.position(tp) < end:
             for message in consumer.poll(timeout_ms=1000).get(tp, []):
                 where = f"partition {tp.partition} offset {message.offset}"
