@@ -28,6 +28,7 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Connection, Engine
 
 from consumers.codec import Undecodable, decode, encode
+from consumers.inspection import settled_end_offsets
 from consumers.offsets import SqlOffsets
 from consumers.topics import dead_letter_topic
 from domain.context import iso
@@ -82,7 +83,7 @@ class Subscriber:
                  max_retries: int = 3, backoff: float = 0.05, batch: int = 2000,
                  ordered: bool = False,
                  consumer_options: dict[str, Any] | None = None) -> None:
-        self.topic, self.group = topic, group
+        self.topic, self.group, self.bootstrap = topic, group, bootstrap
         # A SQL handler comes with the engine its writes and offsets share.
         self.offsets = SqlOffsets(engine) if engine is not None else None
         self.sql_handler = cast(SqlHandler, handler) if engine is not None else None
@@ -132,6 +133,10 @@ class Subscriber:
             self._process({})
             return False
         ends = self.consumer.end_offsets(assigned)
+        if not all(self.consumer.position(tp) >= ends[tp] for tp in assigned):
+            return False
+        # at the last stable offset: caught up only once no commit marker is on its way
+        ends = settled_end_offsets(self.consumer, self.bootstrap, assigned)
         return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
 
     def _decoded(self, polled: dict[TopicPartition, list[Any]]

@@ -66,6 +66,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import quoted_name
 
 from consumers.codec import Undecodable, decode
+from consumers.inspection import settled_end_offsets
 from consumers.offsets import (
     SQLITE_LOCK_WAIT_MS,
     MemberOffsets,
@@ -144,7 +145,7 @@ class TopicReader:
     def __init__(self, bootstrap: str, topic: str, batch: int,
                  consumer_options: dict[str, Any] | None = None,
                  start: dict[int, int] | None = None) -> None:
-        self.topic = topic
+        self.topic, self.bootstrap = topic, bootstrap
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed",
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=batch,
@@ -187,6 +188,10 @@ class TopicReader:
         if self.merge.pending():
             return False
         ends = self.consumer.end_offsets(self.partitions)
+        if not all(self.consumer.position(tp) >= ends[tp] for tp in self.partitions):
+            return False
+        # at the last stable offset: the end only once no commit marker is on its way
+        ends = settled_end_offsets(self.consumer, self.bootstrap, self.partitions)
         return all(self.consumer.position(tp) >= ends[tp] for tp in self.partitions)
 
     def cut(self) -> dict[int, int]:
