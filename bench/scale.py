@@ -457,10 +457,12 @@ class AuditTimes:
         self.history: list[int] = []
         self.listed: list[int] = []
         self.sources: Counter[str] = Counter()
+        self.requests_from: Counter[str] = Counter()
 
     def figures(self, jobs: list[tuple[str, str]]) -> dict[str, Any]:
         slowest = max(range(len(self.times)), key=self.times.__getitem__)
         return {"audits": len(jobs), "signals_from": dict(sorted(self.sources.items())),
+                "requests_from": dict(sorted(self.requests_from.items())),
                 "p50_s": statistics.median(self.times),
                 "p99_s": _quantile(self.times, 0.99), "max_s": max(self.times),
                 "slowest_account": jobs[slowest][0],
@@ -495,6 +497,7 @@ def audit_figures(work: str, url: str, count: int, seed: int, models: str
                 ways[way].listed.append(len(audit.requests))
                 ways[way].history.append(audit.history_events)
                 ways[way].sources[audit.source] += 1
+                ways[way].requests_from[audit.requests_from] += 1
             bar.update(task, advance=1)
     if verdicts is not None:
         verdicts.close()

@@ -27,7 +27,7 @@ from domain.settings import Settings
 from projections.database import projections_engine
 from projections.fraud_alerts import ALERTS
 from projections.fraud_verdicts import LiveVerdicts
-from replay.credential_audit import HARMFUL, LIVE, REPLAYED, Audit, audit_credential
+from replay.credential_audit import HARMFUL, LIVE, REPLAYED, STORE, Audit, audit_credential
 
 audit_app = typer.Typer(help="The fraud analyst: what a leaked credential did, and the "
                              "detector's alerts.", no_args_is_help=True)
@@ -72,7 +72,9 @@ def credential_command(
                   f"{', '.join(audit.credentials) or '-'} since {audit.since}; "
                   f"{len(audit.suspicious):,} suspicious (score ≥ {audit.threshold}); "
                   f"their effects: {harm}")
-    console.print(f"signals: {SOURCES[audit.source]}; {audit.history_events:,} events read")
+    read = (f"{audit.history_events:,} events read from the store"
+            if audit.requests_from == STORE else "the account's rows in the read models")
+    console.print(f"signals: {SOURCES[audit.source]}; requests: {read}")
 
 
 SOURCES = {LIVE: "the live detector's verdicts (read models)",

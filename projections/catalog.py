@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections import (
+    account_requests,
     establishments,
     fraud_alerts,
     nitaqat_alerts,
@@ -15,7 +16,8 @@ from projections.rows import Projection
 
 ALL: tuple[Projection, ...] = (workers.PROJECTION, permits.PROJECTION,
                                establishments.PROJECTION, nitaqat_alerts.PROJECTION,
-                               trail.PROJECTION, statistics.PROJECTION,
+                               trail.PROJECTION, account_requests.PROJECTION,
+                               statistics.PROJECTION,
                                *fraud_alerts.PROJECTIONS)
 BY_NAME: dict[str, Projection] = {p.name: p for p in ALL}
 

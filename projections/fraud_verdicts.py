@@ -28,6 +28,7 @@ from sqlalchemy import Engine, create_engine, inspect, select
 from sqlalchemy.engine import make_url
 
 from domain.fraud import FraudSettings, Scored, alert_id, facts_of, verdict, watched
+from projections.account_requests import ACCOUNT_REQUESTS, requests_of
 from projections.fraud_alerts import ACCOUNTS, ALERTS, REQUEST_SIGNALS, SESSIONS, SETTINGS
 from projections.workers import WORKERS
 
@@ -41,6 +42,7 @@ class LiveVerdicts:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._has_workers: bool | None = None
+        self._has_requests: bool | None = None
         self.settings: FraudSettings = SETTINGS
 
     @classmethod
@@ -121,6 +123,18 @@ class LiveVerdicts:
             return {}
         return dict(self._rows(WORKERS.c.stream, streams, WORKERS.c.stream,
                                WORKERS.c.worker_id))
+
+    def requests(self, account_id: str, credentials: Sequence[str], start: str,
+                 end: str | None) -> list[tuple[list[Record], dict[str, str]]] | None:
+        """The account's requests in the window as projections/account_requests.py
+        keeps them, each as (events, names); None when the read models do not keep them
+        (the caller checks the rows against the store's index)."""
+        if self._has_requests is None:
+            self._has_requests = inspect(self.engine).has_table(ACCOUNT_REQUESTS.name)
+        if not self._has_requests:
+            return None
+        with self.engine.connect() as conn:
+            return requests_of(conn, account_id, credentials, start, end)
 
     def _rows(self, key: Any, values: Iterable[Any], *columns: Any) -> list[Any]:
         keys = sorted(values)

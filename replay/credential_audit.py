@@ -28,6 +28,13 @@ own rules, linear in that history.
 The shared-ip and shared-device rules need every account's use of an ip or device,
 which the index does not key: a replayed audit sees only the account's own, so they are
 the live detector's alone.
+
+Where the requests come from (`Audit.requests_from`). With the read models, the window's
+requests are first taken from the account's rows (projections/account_requests.py): one
+range of adjacent pages, where the store would be read an event at a time from all over
+its file. They are taken only when their events are exactly those the store's index
+lists for the window, so a lagging or foreign read model is never believed; otherwise
+the window's events are read from the store.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from domain.context import iso, parse_iso
 from domain.fraud import Detector, FraudSettings, Scored, request_establishment
 from domain.ledger import Ledger
 from domain.persistence import ACCOUNT_CREDENTIALS, EVENT_INDEX
+from projections.account_requests import NAMELESS
 from projections.fraud_verdicts import LiveVerdicts
 from replay.collector import collector_paused
 
@@ -52,6 +60,9 @@ Record = dict[str, Any]
 # Where an audit's signals come from.
 LIVE = "live"  # the fraud projection's verdicts (projections/fraud_verdicts.py)
 REPLAYED = "replayed"  # the detector replayed here over the account's history
+# Where an audit's requests come from.
+STORE = "store"  # the window's events, read from the event store
+READ_MODELS = "read models"  # the account's rows (projections/account_requests.py)
 
 # Effects a fraud analyst asks about first (seed 001: what the thief changed).
 HARMFUL = frozenset({"transfer_out", "absence_report", "final_exit", "permission_granted",
@@ -112,6 +123,7 @@ class Audit:
     requests: list[AuditedRequest] = field(default_factory=list)
     history_events: int = 0  # events read from the store
     source: str = "replayed"  # where the signals come from: LIVE or REPLAYED
+    requests_from: str = "store"  # where the requests come from: STORE or READ_MODELS
 
     @property
     def suspicious(self) -> list[AuditedRequest]:
@@ -147,6 +159,7 @@ class Audit:
             "effects": dict(self.effect_totals()),
             "suspicious_effects": dict(self.effect_totals(self.suspicious)),
             "history_events": self.history_events, "signals_from": self.source,
+            "requests_from": self.requests_from,
         }
 
 
@@ -171,7 +184,12 @@ def audit_credential(ledger: Ledger, account_id: str, since: str | datetime, *,
     start = _moment(since)
     end = _moment(until) if until is not None else None
     credentials, window = _index(ledger, account_id, start)
-    records = _read(ledger, window)
+    if verdicts is not None and settings in (None, verdicts.settings):
+        kept = _from_read_models(ledger, verdicts, account_id, credentials, window,
+                                 start, end)
+        if kept is not None:
+            return kept
+    records = _read(ledger, [position for position, _ in window])
     chosen = _chosen(records, account_id, set(credentials), start, end)
     firsts = [r[0] for r in chosen]
     if verdicts is not None and settings in (None, verdicts.settings) and \
@@ -195,6 +213,30 @@ def audit_credential(ledger: Ledger, account_id: str, since: str | datetime, *,
     return audit
 
 
+def _from_read_models(ledger: Ledger, verdicts: LiveVerdicts, account_id: str,
+                      credentials: list[str], window: list[tuple[int, str]], start: str,
+                      end: str | None) -> Audit | None:
+    """The audit from the read models alone (projections/account_requests.py), when they
+    hold exactly the window's events that the store's index lists and the fraud
+    projection has scored them; None otherwise, and the store is read."""
+    chosen = verdicts.requests(account_id, credentials, start, end)
+    if chosen is None:
+        return None
+    held = {e["position"] for events, _ in chosen for e in events}
+    if held != {p for p, at in window if end is None or at <= end}:
+        return None
+    chosen.sort(key=lambda row: row[0][0]["position"])
+    firsts = [events[0] for events, _ in chosen]
+    if not _live(ledger, verdicts, firsts):
+        return None
+    scores = verdicts.scored(firsts)
+    audit = Audit(account_id, start, end, tuple(credentials), verdicts.settings.threshold,
+                  history_events=0, source=LIVE, requests_from=READ_MODELS)
+    audit.requests = [_audited(events, scores.get(events[0]["request"]["request_id"]),
+                               names) for events, names in chosen]
+    return audit
+
+
 def _live(ledger: Ledger, verdicts: LiveVerdicts, firsts: list[Record]) -> bool:
     """The read models have scored every request of the window, and are this store's."""
     def held(positions: list[int]) -> dict[int, str]:
@@ -207,18 +249,19 @@ def _live(ledger: Ledger, verdicts: LiveVerdicts, firsts: list[Record]) -> bool:
 
 
 def _index(ledger: Ledger, account_id: str, start: str
-           ) -> tuple[list[str], list[int]]:
-    """From the store's index: the account's credentials, and the positions since
-    `start` of its own events and of those that presented one of its credentials."""
+           ) -> tuple[list[str], list[tuple[int, str]]]:
+    """From the store's index: the account's credentials, and the positions (with their
+    times) since `start` of its own events and of those that presented one of its
+    credentials."""
     idx = EVENT_INDEX.c
     with _engine(ledger).connect() as conn:
         credentials = sorted(conn.execute(_credentials_of(account_id)).scalars())
-        own = conn.execute(select(idx.position).where(and_(
-            idx.account_id == account_id, idx.occurred_at >= start))).scalars().all()
-        presented = conn.execute(select(idx.position).where(and_(
-            idx.credential_id.in_(credentials), idx.occurred_at >= start))).scalars().all() \
+        own = conn.execute(select(idx.position, idx.occurred_at).where(and_(
+            idx.account_id == account_id, idx.occurred_at >= start))).all()
+        presented = conn.execute(select(idx.position, idx.occurred_at).where(and_(
+            idx.credential_id.in_(credentials), idx.occurred_at >= start))).all() \
             if credentials else []
-    return credentials, sorted({*own, *presented})
+    return credentials, sorted({(p, at) for p, at in [*own, *presented]})
 
 
 def _credentials_of(account_id: str) -> Select[tuple[str]]:
@@ -290,7 +333,7 @@ def _stream_names(ledger: Ledger, records: list[Record],
     workers read model when the audit reads the live read models (at scale, a thousand
     first events scattered through the store were the cold audit's slowest read), else
     from the stream's first event (worker.joined, account.registered), one query for all."""
-    wanted = sorted({r["stream"] for r in records if r["event_type"] in _NAMELESS})
+    wanted = sorted({r["stream"] for r in records if r["event_type"] in NAMELESS})
     known = verdicts.worker_ids(wanted) if verdicts is not None and wanted else {}
     wanted = [stream for stream in wanted if stream not in known]
     if not wanted:
@@ -309,13 +352,6 @@ def _stream_names(ledger: Ledger, records: list[Record],
         if name:
             out[record["stream"]] = str(name)
     return out
-
-
-_NAMELESS = frozenset({"worker.final_exit_requested", "worker.absence_reported",
-                       "worker.service_transferred", "worker.absence_cancelled",
-                       "worker.permit_issued", "worker.permit_renewed",
-                       "worker.profession_changed", "account.delegation_granted",
-                       "account.delegation_revoked", "account.agent_appointed"})
 
 
 def effects_of(events: list[Record], names: dict[str, str]) -> list[Effect]:
@@ -368,5 +404,6 @@ def _worker_employer(events: list[Record], worker: str | None) -> str | None:
     return None
 
 
-__all__ = ["HARMFUL", "Audit", "AuditedRequest", "Effect", "audit_credential", "effects_of"]
+__all__ = ["HARMFUL", "LIVE", "READ_MODELS", "REPLAYED", "STORE", "Audit", "AuditedRequest",
+           "Effect", "audit_credential", "effects_of"]
 

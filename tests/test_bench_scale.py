@@ -40,6 +40,7 @@ def test_the_scale_benchmark_runs_every_stage_at_a_thousandth(
     assert s["project"]["failed"] == 0 and s["project"]["undecodable"] == 0
     # The transaction trail keeps one row a request, accepted or refused.
     assert s["project"]["rows"]["trail"] == s["simulate"]["requests"]
+    assert s["project"]["rows"]["account_requests"] == s["simulate"]["requests"]
     assert s["project"]["rows"]["establishments"] == s["simulate"]["establishments"]
     assert base["raw_consume"]["events"] == s["publish"]["events"]
     for name in ("raw_save", "raw_produce", "raw_consume"):
@@ -52,6 +53,8 @@ def test_the_scale_benchmark_runs_every_stage_at_a_thousandth(
     audits = s["queries"]["audit_credential"]
     assert audits["audits"] >= s["simulate"]["campaigns"]
     assert 0 < audits["p50_s"] <= audits["p99_s"] <= audits["max_s"]
+    # every live audit took its requests from the read models' rows, none from the store
+    assert audits["requests_from"] == {"read models": audits["audits"]}
     as_of = s["queries"]["as_of"]
     assert 0 < as_of["middle"]["events_replayed"] <= as_of["end"]["events_replayed"]
 

@@ -6,6 +6,7 @@ the detector over the whole history alerts the thief's requests and none of the 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,23 @@ from consumers.projection_runner import ProjectionHandler
 from consumers.runtime import Delivery
 from domain.envelope import contract_record
 from domain.fraud import OFF_HOURS, SENSITIVE_BURST, UNFAMILIAR_DEVICE, Detector
+from domain.ingest import ingest
 from domain.ledger import Ledger
 from portal.audit_cli import audit_app
-from projections import fraud_alerts, workers
+from projections import account_requests, fraud_alerts, workers
 from projections.database import projections_engine
 from projections.fraud_verdicts import LiveVerdicts
 from projections.rows import MemoryRows, Projection, fold_all
-from replay.credential_audit import LIVE, REPLAYED, Audit, audit_credential
+from replay.credential_audit import (
+    LIVE,
+    READ_MODELS,
+    REPLAYED,
+    STORE,
+    Audit,
+    AuditedRequest,
+    audit_credential,
+)
+from simulator import simulate
 from tests.leak_scenario import LeakScenario, build_leak_scenario
 from tests.test_ledger_properties import counting_clock
 
@@ -275,3 +286,86 @@ def test_cli_credential_uses_the_read_models_unless_told_to_replay(
     table = runner.invoke(audit_app, ["credential", s.owner_account_id, "--since",
                                       s.leaked_at])
     assert "live detector's verdicts" in table.output, table.output
+
+
+# == the account's requests from the read models ===========================================
+WITH_REQUESTS = (workers.PROJECTION, account_requests.PROJECTION, *fraud_alerts.PROJECTIONS)
+
+
+def whole(audit: Audit) -> list[AuditedRequest]:
+    return list(audit.requests)
+
+
+def test_the_read_models_rows_give_the_stores_audit_without_reading_the_store(
+        story: Any, tmp_path: Path) -> None:
+    ledger, s, _ = story
+    from_store = read_models(ledger, f"sqlite:///{tmp_path}/store.sqlite")
+    from_rows = read_models(ledger, f"sqlite:///{tmp_path}/rows.sqlite",
+                            projections=WITH_REQUESTS)
+    try:
+        store = audit_credential(ledger, s.owner_account_id, s.leaked_at,
+                                 verdicts=from_store)
+        rows = audit_credential(ledger, s.owner_account_id, s.leaked_at,
+                                verdicts=from_rows)
+        ended = audit_credential(ledger, s.owner_account_id, s.leaked_at,
+                                 until="2025-03-10T03:00:00Z", verdicts=from_rows)
+    finally:
+        from_store.close()
+        from_rows.close()
+    assert (store.requests_from, rows.requests_from) == (STORE, READ_MODELS)
+    assert rows.source == LIVE and rows.history_events == 0 < store.history_events
+    assert whole(rows) == whole(store)
+    assert [r.request_id for r in rows.suspicious] == list(s.thief_request_ids)
+    assert [r.request_id for r in ended.requests] == list(s.thief_request_ids)
+
+
+def test_rows_behind_the_store_are_not_taken_the_store_is_read(
+        story: Any, tmp_path: Path) -> None:
+    ledger, s, _ = story
+    verdicts = read_models(ledger, f"sqlite:///{tmp_path}/p.sqlite",
+                           projections=WITH_REQUESTS)
+    try:
+        with verdicts.engine.begin() as conn:  # one request's row lost
+            conn.execute(account_requests.ACCOUNT_REQUESTS.delete().where(
+                account_requests.ACCOUNT_REQUESTS.c.request_id == s.thief_request_ids[0]))
+        audit = audit_credential(ledger, s.owner_account_id, s.leaked_at, verdicts=verdicts)
+    finally:
+        verdicts.close()
+    assert audit.requests_from == STORE and audit.source == LIVE
+    assert [r.request_id for r in audit.suspicious] == list(s.thief_request_ids)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Ledger, Path]:
+    folder = tmp_path_factory.mktemp("simulated-audits")
+    simulate(establishments=80, months=2, seed=5, leaks=2, out=folder / "r.jsonl")
+    ledger = Ledger(f"sqlite:///{folder}/events.sqlite", clock=counting_clock())
+    with (folder / "r.jsonl").open("rb") as requests:
+        ingest(ledger, requests)
+    return ledger, folder
+
+
+def test_on_a_simulated_history_every_accounts_audit_is_the_same_from_rows_and_store(
+        simulated: tuple[Ledger, Path]) -> None:
+    ledger, folder = simulated
+    records = all_records(ledger)
+    since = records[len(records) // 3]["occurred_at"]
+    accounts = sorted({r["request"]["actor"]["account_id"] for r in records})
+    from_store = read_models(ledger, f"sqlite:///{folder}/store.sqlite")
+    from_rows = read_models(ledger, f"sqlite:///{folder}/rows.sqlite",
+                            projections=WITH_REQUESTS)
+    sources: set[str] = set()
+    effects: Counter[str] = Counter()
+    try:
+        for account in accounts:
+            store = audit_credential(ledger, account, since, verdicts=from_store)
+            rows = audit_credential(ledger, account, since, verdicts=from_rows)
+            sources.add(rows.requests_from)
+            assert whole(rows) == whole(store), account
+            effects.update(rows.effect_totals())
+    finally:
+        from_store.close()
+        from_rows.close()
+    assert sources == {READ_MODELS} and len(accounts) > 50
+    assert {"transfer_out", "absence_report", "hire", "permit_issued", "agent_appointed",
+            "permission_granted", "password_changed"} <= set(effects)

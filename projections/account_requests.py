@@ -1,0 +1,139 @@
+"""Each account's requests as the credential audit lists them, stored side by side.
+
+The fraud analyst's question (seed 001: which transactions did the thief make with the
+leaked password, and what did they change?) is asked of one account since one moment.
+Answered from the store, each of the window's events is a read of its own: an owner of
+a 3,000-worker establishment makes a thousand requests a month, scattered through a
+store far larger than memory at the ministry's volume, and at F = 0.2 those reads were
+the audit's slowest step from a cold disk (bench/RESULTS.md, Queries). Here a row a
+request is keyed by (actor account, time, request), in a SQLite table without rowid, so
+that the B-tree is the table and an account's window is one range of adjacent pages.
+
+A row holds what `replay/credential_audit.py` needs of the request and nothing it does
+not: the first event as the detector sees it (without the user agent and the request's
+own payload), then each event's position, type and stream, with the payload only where
+the audit's effects read it, and the worker or account id of each stream that its
+events do not name. The audit takes the rows only when their positions are exactly the
+window's in the store's index; otherwise it reads the store, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import orjson
+from sqlalchemy import Column, Connection, Index, String, Table, Text, and_, select
+
+from domain.identifiers import account_stream
+from projections.database import METADATA
+from projections.rows import Key, Projection, Record, Rows
+
+ACCOUNT_REQUESTS = Table(
+    "account_requests", METADATA,
+    Column("account_id", String(64), primary_key=True),  # the actor's
+    Column("occurred_at", String(27), primary_key=True),  # every event of a request's
+    Column("request_id", String(128), primary_key=True),
+    Column("credential_id", String(128)),
+    Column("events", Text, nullable=False),  # JSON: see `fold`
+    Column("names", Text, nullable=False),  # JSON: stream -> worker or account id
+    Index("account_requests_by_credential", "credential_id", "occurred_at"),
+    sqlite_with_rowid=False,
+)
+
+# Events whose stream is a worker's or an account's and whose payload does not name it:
+# the audit says whose it was (replay/credential_audit.py, effects_of).
+NAMELESS = frozenset({"worker.final_exit_requested", "worker.absence_reported",
+                      "worker.service_transferred", "worker.absence_cancelled",
+                      "worker.permit_issued", "worker.permit_renewed",
+                      "worker.profession_changed", "account.delegation_granted",
+                      "account.delegation_revoked", "account.agent_appointed"})
+# Events whose payload the audit's effects read (the rest keep their type and stream).
+WITH_PAYLOAD = NAMELESS | {"worker.joined", "account.password_changed",
+                           "account.email_changed", "establishment.worker_left"}
+
+
+def key_of(record: Record) -> Key:
+    return (record["request"]["actor"]["account_id"], record["occurred_at"],
+            record["request"]["request_id"])
+
+
+def reads(record: Record) -> Iterable[tuple[str, Key]]:
+    keys = [("account_requests", key_of(record))]
+    if record["event_type"] in NAMELESS and record["event_type"].startswith("worker."):
+        keys.append(("workers", (record["stream"],)))
+    return keys
+
+
+def first_event(record: Record) -> Record:
+    """The request's first event as the detector and the audit read it."""
+    q = record["request"]
+    client = q["client"]
+    return {
+        "event_type": record["event_type"], "stream": record["stream"],
+        "establishment_id": record["establishment_id"],
+        "occurred_at": record["occurred_at"], "position": record["position"],
+        "request": {**{k: v for k, v in q.items() if k not in ("payload", "client")},
+                    "client": {"ip": client["ip"], "device_id": client["device_id"]}},
+        "payload": record["payload"],
+    }
+
+
+def later_event(record: Record) -> Record:
+    wanted = record["event_type"] in WITH_PAYLOAD
+    return {"event_type": record["event_type"], "stream": record["stream"],
+            "establishment_id": record["establishment_id"], "position": record["position"],
+            "payload": record["payload"] if wanted else {}}
+
+
+def name_of(rows: Rows, record: Record) -> str | None:
+    """Whose stream a nameless event is on: the worker the workers read model (folded
+    first) knows by stream, or the account the request named whose stream it is."""
+    if record["event_type"].startswith("worker."):
+        worker = rows.get("workers", (record["stream"],))
+        return str(worker["worker_id"]) if worker else None
+    for value in (record["request"].get("payload") or {}).values():
+        if isinstance(value, str) and str(account_stream(value)) == record["stream"]:
+            return value
+    return None
+
+
+def fold(rows: Rows, record: Record) -> None:
+    key = key_of(record)
+    row = rows.get("account_requests", key)
+    if row is None:
+        row = {"account_id": key[0], "occurred_at": key[1], "request_id": key[2],
+               "credential_id": record["request"]["auth"].get("credential_id"),
+               "events": "[]", "names": "{}"}
+    events: list[Record] = orjson.loads(row["events"])
+    if any(e["position"] == record["position"] for e in events):
+        return
+    # Partitions are consumed apart: a request's later event may come first, and the
+    # row must not depend on that order (DESIGN.md invariant 5). The first keeps all.
+    events = sorted([*events, first_event(record)], key=lambda e: e["position"])
+    events = [events[0], *map(later_event, events[1:])]
+    row["events"] = orjson.dumps(events).decode()
+    if record["event_type"] in NAMELESS and (name := name_of(rows, record)):
+        row["names"] = orjson.dumps({**orjson.loads(row["names"]), record["stream"]: name},
+                                    option=orjson.OPT_SORT_KEYS).decode()
+    rows.put("account_requests", key, row)
+
+
+def requests_of(conn: Connection, account_id: str, credentials: Sequence[str], start: str,
+                end: str | None) -> list[tuple[list[Record], dict[str, str]]]:
+    """The window's rows: the account's own requests (one range of the table), then
+    others' that presented one of its credentials; each as (events, names)."""
+    t = ACCOUNT_REQUESTS.c
+    window = [t.occurred_at >= start, *([t.occurred_at <= end] if end is not None else [])]
+    found = list(conn.execute(select(t.events, t.names).where(
+        and_(t.account_id == account_id, *window))))
+    if credentials:
+        found += conn.execute(select(t.events, t.names).where(and_(
+            t.credential_id.in_(list(credentials)), t.account_id != account_id,
+            *window))).all()
+    return [(orjson.loads(events), orjson.loads(names)) for events, names in found]
+
+
+PROJECTION = Projection("account_requests", (ACCOUNT_REQUESTS,), reads, fold,
+                        requires=("workers",))
+
+__all__ = ["ACCOUNT_REQUESTS", "NAMELESS", "PROJECTION", "WITH_PAYLOAD", "requests_of"]
