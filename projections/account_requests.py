@@ -30,9 +30,14 @@ from projections.rows import Key, Projection, Record, Rows
 
 ACCOUNT_REQUESTS = Table(
     "account_requests", METADATA,
-    Column("account_id", String(64), primary_key=True),  # the actor's
-    Column("occurred_at", String(27), primary_key=True),  # every event of a request's
-    Column("request_id", String(128), primary_key=True),
+    # "<account> <occurred_at> <request_id>": one column, so that the runner finds a row
+    # with the index of one key (SQLite scans a whole table for a multi-column key `IN`,
+    # EXPLAIN QUERY PLAN 3.40), ordered as the three columns (a space sorts below every
+    # character of an account id; every timestamp has the contract's 27 characters).
+    Column("key", String(224), primary_key=True),
+    Column("account_id", String(64), nullable=False),  # the actor's
+    Column("occurred_at", String(27), nullable=False),  # every event of a request's
+    Column("request_id", String(128), nullable=False),
     Column("credential_id", String(128)),
     Column("events", Text, nullable=False),  # JSON: see `fold`
     Column("names", Text, nullable=False),  # JSON: stream -> worker or account id
@@ -53,8 +58,8 @@ WITH_PAYLOAD = NAMELESS | {"worker.joined", "account.password_changed",
 
 
 def key_of(record: Record) -> Key:
-    return (record["request"]["actor"]["account_id"], record["occurred_at"],
-            record["request"]["request_id"])
+    q = record["request"]
+    return (f"{q['actor']['account_id']} {record['occurred_at']} {q['request_id']}",)
 
 
 def reads(record: Record) -> Iterable[tuple[str, Key]]:
@@ -101,8 +106,10 @@ def fold(rows: Rows, record: Record) -> None:
     key = key_of(record)
     row = rows.get("account_requests", key)
     if row is None:
-        row = {"account_id": key[0], "occurred_at": key[1], "request_id": key[2],
-               "credential_id": record["request"]["auth"].get("credential_id"),
+        q = record["request"]
+        row = {"key": key[0], "account_id": q["actor"]["account_id"],
+               "occurred_at": record["occurred_at"], "request_id": q["request_id"],
+               "credential_id": q["auth"].get("credential_id"),
                "events": "[]", "names": "{}"}
     events: list[Record] = orjson.loads(row["events"])
     if any(e["position"] == record["position"] for e in events):
@@ -124,8 +131,9 @@ def requests_of(conn: Connection, account_id: str, credentials: Sequence[str], s
     others' that presented one of its credentials; each as (events, names)."""
     t = ACCOUNT_REQUESTS.c
     window = [t.occurred_at >= start, *([t.occurred_at <= end] if end is not None else [])]
+    last = f"{account_id} {end}!" if end is not None else f"{account_id}!"
     found = list(conn.execute(select(t.events, t.names).where(
-        and_(t.account_id == account_id, *window))))
+        t.key >= f"{account_id} {start}", t.key < last)))
     if credentials:
         found += conn.execute(select(t.events, t.names).where(and_(
             t.credential_id.in_(list(credentials)), t.account_id != account_id,
