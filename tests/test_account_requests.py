@@ -53,7 +53,7 @@ def test_a_row_is_the_requests_events_in_position_order(records: Records) -> Non
     by_request: dict[str, list[int]] = {}
     for r in records:
         by_request.setdefault(r["request"]["request_id"], []).append(r["position"])
-    held = {row["request_id"]: [e["position"] for e in orjson.loads(row["events"])]
-            for row in rows.values()}
+    held = {row["request_id"]: [e["position"] for e in account_requests.expanded(
+        orjson.loads(row["events"]), row["occurred_at"])] for row in rows.values()}
     assert held == by_request
     assert any(len(positions) > 1 for positions in held.values())
