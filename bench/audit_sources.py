@@ -15,7 +15,6 @@ memory.
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -23,14 +22,14 @@ from typing import Annotated
 import typer
 
 from bench.audit import _quantile
-from bench.common import RESULTS, print_table, progress, write_results
-from bench.scale import SEED, audit_accounts
+from bench.common import RESULTS, print_table, write_results
+from bench.scale import SEED, audit_accounts, time_audits
 from domain.ledger import Ledger
 from projections.fraud_verdicts import LiveVerdicts
-from replay.credential_audit import audit_credential
+from replay.credential_audit import READ_MODELS, STORE
 
 app = typer.Typer(add_completion=False)
-WAYS = ("rows", "store")
+EXPECTED = {"rows": READ_MODELS, "store": STORE}  # where each way's requests come from
 
 
 class StoreRequests(LiveVerdicts):
@@ -47,22 +46,14 @@ def drop_caches() -> None:
 
 def timed(ledger: Ledger, verdicts: dict[str, LiveVerdicts], jobs: list[tuple[str, str]],
           drop: bool, label: str) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {way: [] for way in WAYS}
     if drop:
         drop_caches()
-    with progress() as bar:
-        task = bar.add_task(f"audits, {label}", total=len(jobs))
-        for n, (account, since) in enumerate(jobs):
-            for way in WAYS if n % 2 == 0 else tuple(reversed(WAYS)):
-                started = time.perf_counter()
-                audit = audit_credential(ledger, account, since, verdicts=verdicts[way])
-                times[way].append(time.perf_counter() - started)
-                expected = "read models" if way == "rows" else "store"
-                if audit.requests_from != expected:
-                    raise SystemExit(f"{account}: requests from {audit.requests_from}, "
-                                     f"expected {expected}")
-            bar.update(task, advance=1)
-    return times
+    times = time_audits(ledger, jobs, verdicts, f"audits, {label}")
+    for way, expected in EXPECTED.items():
+        if dict(times[way].requests_from) != {expected: len(jobs)}:
+            raise SystemExit(f"{way}: requests from {dict(times[way].requests_from)}, "
+                             f"expected {expected} for all {len(jobs)}")
+    return {way: t.times for way, t in times.items()}
 
 
 def figures(times: list[float]) -> dict[str, float]:

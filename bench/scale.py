@@ -479,29 +479,41 @@ def audit_figures(work: str, url: str, count: int, seed: int, models: str
     account's events from a store larger than the page cache pays for it."""
     from domain.ledger import Ledger
     from projections.fraud_verdicts import LiveVerdicts
-    from replay.credential_audit import audit_credential
 
-    ledger = Ledger(url)
     verdicts = LiveVerdicts.open(models)
     jobs = audit_accounts(url, work, count, seed)
-    ways = {"live": AuditTimes(), "replayed": AuditTimes()}
-    with progress() as bar:
-        task = bar.add_task("queries: audit credential (live verdicts, replayed)",
-                            total=len(jobs))
-        for n, (account, since) in enumerate(jobs):
-            for way in (("live", "replayed") if n % 2 == 0 else ("replayed", "live")):
-                started = time.perf_counter()
-                audit = audit_credential(ledger, account, since,
-                                         verdicts=verdicts if way == "live" else None)
-                ways[way].times.append(time.perf_counter() - started)
-                ways[way].listed.append(len(audit.requests))
-                ways[way].history.append(audit.history_events)
-                ways[way].sources[audit.source] += 1
-                ways[way].requests_from[audit.requests_from] += 1
-            bar.update(task, advance=1)
-    if verdicts is not None:
-        verdicts.close()
+    try:
+        ways = time_audits(Ledger(url), jobs, {"live": verdicts, "replayed": None},
+                           "queries: audit credential (live verdicts, replayed)")
+    finally:
+        if verdicts is not None:
+            verdicts.close()
     return ways["live"].figures(jobs), ways["replayed"].figures(jobs)
+
+
+def time_audits(ledger: Any, jobs: list[tuple[str, str]], ways: dict[str, Any],
+                label: str) -> dict[str, AuditTimes]:
+    """Each job answered once each way (`verdicts` for audit_credential: read models, or
+    None), the ways' order turned at every job: the first to read an account's events
+    from a store larger than the page cache pays for it."""
+    from replay.credential_audit import audit_credential
+
+    times = {way: AuditTimes() for way in ways}
+    order = list(ways)
+    with progress() as bar:
+        task = bar.add_task(label, total=len(jobs))
+        for n, (account, since) in enumerate(jobs):
+            for way in order[n % len(order):] + order[:n % len(order)]:
+                started = time.perf_counter()
+                audit = audit_credential(ledger, account, since, verdicts=ways[way])
+                t = times[way]
+                t.times.append(time.perf_counter() - started)
+                t.listed.append(len(audit.requests))
+                t.history.append(audit.history_events)
+                t.sources[audit.source] += 1
+                t.requests_from[audit.requests_from] += 1
+            bar.update(task, advance=1)
+    return times
 
 
 def as_of_figures(url: str, repeats: int = 3) -> dict[str, Any]:

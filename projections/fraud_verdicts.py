@@ -41,8 +41,7 @@ class LiveVerdicts:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._has_workers: bool | None = None
-        self._has_requests: bool | None = None
+        self._tables: dict[str, bool] = {}  # which optional read models are here
         self.settings: FraudSettings = SETTINGS
 
     @classmethod
@@ -117,9 +116,7 @@ class LiveVerdicts:
         stream's worker id never changes (it names the stream), so a row is never stale;
         a stream not yet projected, or read models without the workers table, are simply
         not in the answer."""
-        if self._has_workers is None:
-            self._has_workers = inspect(self.engine).has_table(WORKERS.name)
-        if not self._has_workers:
+        if not self._holds(WORKERS.name):
             return {}
         return dict(self._rows(WORKERS.c.stream, streams, WORKERS.c.stream,
                                WORKERS.c.worker_id))
@@ -129,12 +126,15 @@ class LiveVerdicts:
         """The account's requests in the window as projections/account_requests.py
         keeps them, each as (events, names); None when the read models do not keep them
         (the caller checks the rows against the store's index)."""
-        if self._has_requests is None:
-            self._has_requests = inspect(self.engine).has_table(ACCOUNT_REQUESTS.name)
-        if not self._has_requests:
+        if not self._holds(ACCOUNT_REQUESTS.name):
             return None
         with self.engine.connect() as conn:
             return requests_of(conn, account_id, credentials, start, end)
+
+    def _holds(self, table: str) -> bool:
+        if table not in self._tables:
+            self._tables[table] = inspect(self.engine).has_table(table)
+        return self._tables[table]
 
     def _rows(self, key: Any, values: Iterable[Any], *columns: Any) -> list[Any]:
         keys = sorted(values)

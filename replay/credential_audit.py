@@ -184,18 +184,20 @@ def audit_credential(ledger: Ledger, account_id: str, since: str | datetime, *,
     start = _moment(since)
     end = _moment(until) if until is not None else None
     credentials, window = _index(ledger, account_id, start)
-    if verdicts is not None and settings in (None, verdicts.settings):
-        kept = _from_read_models(ledger, verdicts, account_id, credentials, window,
+    # The read models answer only with the settings the live detector ran with.
+    trusted = verdicts if verdicts is not None and settings in (None, verdicts.settings) \
+        else None
+    if trusted is not None:
+        kept = _from_read_models(ledger, trusted, account_id, credentials, window,
                                  start, end)
         if kept is not None:
             return kept
     records = _read(ledger, [position for position, _ in window])
     chosen = _chosen(records, account_id, set(credentials), start, end)
     firsts = [r[0] for r in chosen]
-    if verdicts is not None and settings in (None, verdicts.settings) and \
-            _live(ledger, verdicts, firsts):
-        scores = verdicts.scored(firsts)
-        settings, source, read = verdicts.settings, LIVE, len(records)
+    if trusted is not None and _live(ledger, trusted, firsts):
+        scores = trusted.scored(firsts)
+        settings, source, read = trusted.settings, LIVE, len(records)
     else:
         settings = settings or FraudSettings()
         records = _read(ledger, _before(ledger, account_id, start)) + records
@@ -208,8 +210,15 @@ def audit_credential(ledger: Ledger, account_id: str, since: str | datetime, *,
                           verdicts if source == LIVE else None)
     audit = Audit(account_id, start, end, tuple(credentials), settings.threshold,
                   history_events=read, source=source)
-    audit.requests = [_audited(r, scores.get(r[0]["request"]["request_id"]), names)
-                      for r in chosen]
+    return _listing(audit, [(r, names) for r in chosen], scores)
+
+
+def _listing(audit: Audit, chosen: list[tuple[list[Record], dict[str, str]]],
+             scores: dict[str, Scored]) -> Audit:
+    """The audit with its requests: each request's events, with the names of their
+    streams, and its verdict."""
+    audit.requests = [_audited(events, scores.get(events[0]["request"]["request_id"]),
+                               names) for events, names in chosen]
     return audit
 
 
@@ -229,12 +238,9 @@ def _from_read_models(ledger: Ledger, verdicts: LiveVerdicts, account_id: str,
     firsts = [events[0] for events, _ in chosen]
     if not _live(ledger, verdicts, firsts):
         return None
-    scores = verdicts.scored(firsts)
     audit = Audit(account_id, start, end, tuple(credentials), verdicts.settings.threshold,
                   history_events=0, source=LIVE, requests_from=READ_MODELS)
-    audit.requests = [_audited(events, scores.get(events[0]["request"]["request_id"]),
-                               names) for events, names in chosen]
-    return audit
+    return _listing(audit, chosen, verdicts.scored(firsts))
 
 
 def _live(ledger: Ledger, verdicts: LiveVerdicts, firsts: list[Record]) -> bool:
