@@ -12,9 +12,13 @@ that the B-tree is the table and an account's window is one range of adjacent pa
 A row holds what `replay/credential_audit.py` needs of the request and nothing it does
 not: the first event as the detector sees it (without the user agent and the request's
 own payload), then each event's position, type and stream, with the payload only where
-the audit's effects read it, and the worker or account id of each stream that its
-events do not name. The audit takes the rows only when their positions are exactly the
-window's in the store's index; otherwise it reads the store, as before.
+the audit's effects read it, and the account id of each account stream that its events
+do not name (the request's payload does). Whose a worker's stream is, the audit asks
+of the workers read model when it lists the rows: folded here, this projection would
+read that model, and the rebuild could not build it in a process of its own (the part
+that holds the workers was the rebuild's longest, bench/RESULTS.md). The audit takes
+the rows only when their positions are exactly the window's in the store's index;
+otherwise it reads the store, as before.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ ACCOUNT_REQUESTS = Table(
     Column("request_id", String(128), nullable=False),
     Column("credential_id", String(128)),
     Column("events", Text, nullable=False),  # JSON: see `fold`
-    Column("names", Text, nullable=False),  # JSON: stream -> worker or account id
+    Column("names", Text, nullable=False),  # JSON: account stream -> account id
     Index("account_requests_by_credential", "credential_id", "occurred_at"),
     sqlite_with_rowid=False,
 )
@@ -64,10 +68,7 @@ def key_of(record: Record) -> Key:
 
 
 def reads(record: Record) -> Iterable[tuple[str, Key]]:
-    keys = [("account_requests", key_of(record))]
-    if record["event_type"] in NAMELESS and record["event_type"].startswith("worker."):
-        keys.append(("workers", (record["stream"],)))
-    return keys
+    return [("account_requests", key_of(record))]
 
 
 # A row's later events are lists, these fields in this order, cut after the position
@@ -115,12 +116,9 @@ def expanded(events: list[Any], occurred_at: str) -> list[Record]:
             *({**blank, **dict(zip(LATER, e, strict=False))} for e in events[1:])]
 
 
-def name_of(rows: Rows, record: Record) -> str | None:
-    """Whose stream a nameless event is on: the worker the workers read model (folded
-    first) knows by stream, or the account the request named whose stream it is."""
-    if record["event_type"].startswith("worker."):
-        worker = rows.get("workers", (record["stream"],))
-        return str(worker["worker_id"]) if worker else None
+def account_of(record: Record) -> str | None:
+    """Whose account stream a nameless event is on: the account the request named whose
+    stream it is (a delegation names the delegate's account in its payload)."""
     for value in (record["request"].get("payload") or {}).values():
         if isinstance(value, str) and str(account_stream(value)) == record["stream"]:
             return value
@@ -145,7 +143,8 @@ def fold(rows: Rows, record: Record) -> None:
     events = [events[0], *(later_event(e) if isinstance(e, dict) else e
                            for e in events[1:])]
     row["events"] = orjson.dumps(events).decode()
-    if record["event_type"] in NAMELESS and (name := name_of(rows, record)):
+    if (record["event_type"] in NAMELESS and record["event_type"].startswith("account.")
+            and (name := account_of(record))):
         row["names"] = orjson.dumps({**orjson.loads(row["names"]), record["stream"]: name},
                                     option=orjson.OPT_SORT_KEYS).decode()
     rows.put("account_requests", key, row)
@@ -168,7 +167,6 @@ def requests_of(conn: Connection, account_id: str, credentials: Sequence[str], s
             for events, names, at in found]
 
 
-PROJECTION = Projection("account_requests", (ACCOUNT_REQUESTS,), reads, fold,
-                        requires=("workers",))
+PROJECTION = Projection("account_requests", (ACCOUNT_REQUESTS,), reads, fold)
 
 __all__ = ["ACCOUNT_REQUESTS", "NAMELESS", "PROJECTION", "WITH_PAYLOAD", "requests_of"]

@@ -238,9 +238,15 @@ def _from_read_models(ledger: Ledger, verdicts: LiveVerdicts, account_id: str,
     firsts = [events[0] for events, _ in chosen]
     if not _live(ledger, verdicts, firsts):
         return None
+    # The rows name the account streams; whose each worker stream is, the workers read
+    # model says (projections/account_requests.py: why the rows do not).
+    named = {stream for _, names in chosen for stream in names}
+    workers = _stream_names(ledger, [e for events, _ in chosen for e in events
+                                     if e["stream"] not in named], verdicts)
     audit = Audit(account_id, start, end, tuple(credentials), verdicts.settings.threshold,
                   history_events=0, source=LIVE, requests_from=READ_MODELS)
-    return _listing(audit, chosen, verdicts.scored(firsts))
+    return _listing(audit, [(events, {**names, **workers}) for events, names in chosen],
+                    verdicts.scored(firsts))
 
 
 def _live(ledger: Ledger, verdicts: LiveVerdicts, firsts: list[Record]) -> bool:
