@@ -10,7 +10,9 @@ is the only module of `domain/` that knows SQL, and the Ledger reaches it by top
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
@@ -36,6 +38,20 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+
+# Connections that read scattered rows at once (select_notifications_by_ids, and the
+# index reads of an establishment's history, replay/history.py).
+READERS = 8
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def read_apart(readers: int, read: Callable[[T], list[R]], chunks: list[T]) -> list[R]:
+    """`read` of each chunk, `readers` at a time, the answers in the chunks' order."""
+    if readers <= 1 or len(chunks) <= 1:
+        return [row for chunk in chunks for row in read(chunk)]
+    with ThreadPoolExecutor(min(readers, len(chunks))) as pool:
+        return [row for part in pool.map(read, chunks) for row in part]
 
 
 class _CoreSelect:
@@ -201,21 +217,43 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
         return [Notification(id=r[0], originator_id=self._uuid(r[1]), originator_version=r[2],
                              topic=r[3], state=bytes(r[4])) for r in rows]
 
+    @property
+    def readers(self) -> int:
+        """Connections that may read at once: one for an in-memory SQLite store, whose
+        engine hands every thread the same connection."""
+        return 1 if self.datastore.is_sqlite_in_memory_db else READERS
+
     def select_notifications_by_ids(self, ids: Sequence[int]) -> list[Notification]:
-        """Chosen notifications, in id order: an establishment's history from the index."""
-        conn = self._connection()
+        """Chosen notifications, in id order: an establishment's history from the index.
+
+        The chunks are read by `readers` connections at once. The events
+        are scattered through the store, a page or two each, and a cold disk answers
+        many reads at once far faster than one after another (this machine's disk:
+        about 100 us a 4 KiB read one at a time, 22 us with eight in flight). The
+        driver lets go of the GIL while SQLite reads. Each connection sees its own
+        snapshot; the ids are of committed events, which never change.
+        """
+        conn = self._connection()  # also sets the driver's parameter mark
+        chunks = [list(ids[start:start + 500]) for start in range(0, len(ids), 500)]
+        read = self._by_ids_apart if self.readers > 1 else partial(self._by_ids, conn)
+        return sorted(read_apart(self.readers, read, chunks), key=lambda n: n.id)
+
+    def _by_ids_apart(self, ids: list[int]) -> list[Notification]:
+        pooled = self.datastore.engine.raw_connection()
+        try:
+            return self._by_ids(pooled.driver_connection, ids)
+        finally:
+            pooled.close()
+
+    def _by_ids(self, conn: Any, ids: list[int]) -> list[Notification]:
         table: Table = self.events_record_cls.__table__
-        out: list[Notification] = []
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start:start + 500])
-            marks = ", ".join([self._mark] * len(chunk))
-            rows = conn.execute(
-                f"SELECT id, originator_id, originator_version, topic, state FROM "
-                f"{table.fullname} WHERE id IN ({marks}) ORDER BY id", chunk).fetchall()
-            out += [Notification(id=r[0], originator_id=self._uuid(r[1]),
-                                 originator_version=r[2], topic=r[3], state=bytes(r[4]))
-                    for r in rows]
-        return sorted(out, key=lambda n: n.id)
+        marks = ", ".join([self._mark] * len(ids))
+        rows = conn.execute(f"SELECT id, originator_id, originator_version, topic, state "
+                            f"FROM {table.fullname} WHERE id IN ({marks}) ORDER BY id",
+                            ids).fetchall()
+        return [Notification(id=r[0], originator_id=self._uuid(r[1]),
+                             originator_version=r[2], topic=r[3], state=bytes(r[4]))
+                for r in rows]
 
     def _uuid(self, value: object) -> UUID:
         if isinstance(value, UUID):

@@ -9,6 +9,7 @@ at a moment or at a version of the establishment's stream.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select
@@ -17,7 +18,7 @@ from consumers.codec import decode
 from consumers.inspection import committed_messages
 from domain.identifiers import establishment_stream
 from domain.ledger import Ledger
-from domain.persistence import EVENT_INDEX
+from domain.persistence import EVENT_INDEX, read_apart
 from replay.collector import collector_paused
 
 Record = dict[str, Any]
@@ -51,6 +52,12 @@ def version_cutoff(ledger: Ledger, number: str, version: int) -> Cutoff:
     return Cutoff(position=int(position))
 
 
+# One statement, compiled once (an expanding parameter): compiling an IN of 500 literals
+# a chunk cost more than running it for the largest establishments.
+STREAMS = select(EVENT_INDEX.c.position, EVENT_INDEX.c.occurred_at).where(
+    EVENT_INDEX.c.stream.in_(bindparam("streams", expanding=True)))
+
+
 @collector_paused
 def from_store(ledger: Ledger, number: str, cutoff: Cutoff) -> list[Record]:
     engine = _engine(ledger)
@@ -58,20 +65,23 @@ def from_store(ledger: Ledger, number: str, cutoff: Cutoff) -> list[Record]:
     with engine.connect() as conn:
         own = conn.execute(select(idx.position, idx.stream, idx.event_type, idx.occurred_at)
                            .where(idx.establishment_id == number)).all()
-        own = [r for r in own if cutoff.admits(r.occurred_at, r.position)]
-        workers = sorted({r.stream for r in own if r.event_type.startswith("worker.")})
-        # One statement, compiled once (an expanding parameter): compiling an IN of 500
-        # literals a chunk cost more than running it for the largest establishments.
-        streams = select(idx.position, idx.occurred_at).where(
-            idx.stream.in_(bindparam("streams", expanding=True)))
-        theirs = []
-        for start in range(0, len(workers), 500):
-            theirs += conn.execute(streams, {"streams": workers[start:start + 500]}).all()
+    own = [r for r in own if cutoff.admits(r.occurred_at, r.position)]
+    workers = sorted({r.stream for r in own if r.event_type.startswith("worker.")})
+    chunks = [workers[start:start + 500] for start in range(0, len(workers), 500)]
+    # Each worker's stream is a range of its own in the index: several read at once, as
+    # the events are (domain/persistence.py READERS: a cold disk answers them faster).
+    theirs = read_apart(ledger.recorder.readers,  # type: ignore[attr-defined]
+                        partial(_positions, engine), chunks)
     positions = sorted({r.position for r in own}
                        | {r.position for r in theirs if cutoff.admits(r.occurred_at,
                                                                        r.position)})
     notes = ledger.recorder.select_notifications_by_ids(positions)  # type: ignore[attr-defined]
     return [ledger.record_of(n) for n in notes]
+
+
+def _positions(engine: Any, streams: list[str]) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(STREAMS, {"streams": streams}).all())
 
 
 def from_records(records: list[Record], number: str, cutoff: Cutoff) -> list[Record]:

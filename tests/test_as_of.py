@@ -7,15 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from consumers.publisher import Publisher
 from domain.establishment import Establishment
 from domain.identifiers import establishment_stream
 from domain.ingest import ingest
+from domain import persistence
 from domain.ledger import Ledger
 from replay.as_of import as_of
 from replay.history import Cutoff, from_kafka, from_store, version_cutoff
+from simulator import simulate
 from tests.strategies import histories
 from tests.test_ledger_properties import counting_clock, fresh_ledger, lines
 
@@ -84,3 +87,27 @@ def _an_establishment_with_a_transfer_in(ledger: Ledger) -> str:
             EVENT_INDEX.c.event_type == "worker.service_transferred").limit(1)).first()
     assert row is not None, "the simulated history has no transfer"
     return str(row[0])
+
+
+def test_an_establishments_history_read_by_several_connections_is_the_one_read_by_one(
+        store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """domain/persistence.py READERS: the scattered reads go out several at once; the
+    records, and their order, must be those one connection reads."""
+    requests = tmp_path / "requests.jsonl"
+    simulate(establishments=30, months=4, seed=11, out=requests)
+    ledger = Ledger(store_url, clock=counting_clock())
+    with requests.open("rb") as lines_:
+        ingest(ledger, lines_, batch_size=50)
+    assert ledger.recorder.readers > 1  # type: ignore[attr-defined]
+    positions = [position for position, _ in ledger.all_events(start=1, limit=100_000)]
+    assert len(positions) > 2 * 500  # more than one chunk of ids
+    apart = ledger.recorder.select_notifications_by_ids(positions)  # type: ignore[attr-defined]
+    numbers = sorted({r["establishment_id"] for r in map(ledger.record_of, apart)
+                      if r["establishment_id"]})
+    histories_apart = {n: from_store(ledger, n, Cutoff()) for n in numbers}
+    monkeypatch.setattr(persistence, "READERS", 1)
+    assert ledger.recorder.readers == 1  # type: ignore[attr-defined]
+    alone = ledger.recorder.select_notifications_by_ids(positions)  # type: ignore[attr-defined]
+    assert [n.id for n in apart] == positions == [n.id for n in alone]
+    assert apart == alone
+    assert histories_apart == {n: from_store(ledger, n, Cutoff()) for n in numbers}
