@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 
 from bench.audit import _quantile
-from bench.common import RESULTS, print_table, write_results
+from bench.common import RESULTS, drop_caches, print_table, write_results
 from bench.scale import SEED, audit_accounts, time_audits
 from domain.ledger import Ledger
 from projections.fraud_verdicts import LiveVerdicts
@@ -38,10 +38,6 @@ class StoreRequests(LiveVerdicts):
     def requests(self, account_id: str, credentials: Sequence[str], start: str,
                  end: str | None) -> None:
         return None
-
-
-def drop_caches() -> None:
-    Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
 def timed(ledger: Ledger, verdicts: dict[str, LiveVerdicts], jobs: list[tuple[str, str]],

@@ -76,6 +76,12 @@ def write_results(name: str, figures: dict[str, Any], out: Path | None = None) -
     return path
 
 
+def drop_caches() -> None:
+    """The page cache emptied (root only): the reads that follow come from the disk, as
+    they do once the store is larger than memory."""
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     table = Table(title=title, title_justify="left")
     for i, name in enumerate(columns):

@@ -79,9 +79,10 @@ def from_store(ledger: Ledger, number: str, cutoff: Cutoff) -> list[Record]:
     return [ledger.record_of(n) for n in notes]
 
 
-def _positions(engine: Any, streams: list[str]) -> list[Any]:
+def _positions(engine: Any, _: int, chunks: list[list[str]]) -> list[Any]:
     with engine.connect() as conn:
-        return list(conn.execute(STREAMS, {"streams": streams}).all())
+        return [row for streams in chunks
+                for row in conn.execute(STREAMS, {"streams": streams}).all()]
 
 
 def from_records(records: list[Record], number: str, cutoff: Cutoff) -> list[Record]:
