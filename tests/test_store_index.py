@@ -13,6 +13,7 @@ from domain.ingest import ingest
 from domain.ledger import Ledger
 from domain.persistence import ACCOUNT_CREDENTIALS, EVENT_INDEX, SUPERSEDED_INDEXES
 from replay.credential_audit import _credentials_of
+from replay.history import STREAMS
 from simulator import simulate
 from tests.test_ledger_properties import counting_clock
 
@@ -64,6 +65,10 @@ def test_a_store_with_the_earlier_indexes_gets_the_current_ones(tmp_path: Path) 
                           "ON sijil_event_index (credential_id, occurred_at)"))
         conn.execute(text("CREATE INDEX sijil_event_index_account "
                           "ON sijil_event_index (account_id, occurred_at)"))
+        conn.execute(text("CREATE INDEX sijil_event_index_establishment "
+                          "ON sijil_event_index (establishment_id, position)"))
+        conn.execute(text("CREATE INDEX sijil_event_index_stream "
+                          "ON sijil_event_index (stream, version)"))
         conn.execute(text(f"DROP TABLE {ACCOUNT_CREDENTIALS.name}"))
     engine.dispose()
     Ledger(url)  # opened again
@@ -72,4 +77,21 @@ def test_a_store_with_the_earlier_indexes_gets_the_current_ones(tmp_path: Path) 
     assert names == {i.name for i in EVENT_INDEX.indexes}
     assert not names & set(SUPERSEDED_INDEXES)
     assert _asked(engine, list(expected)) == expected
+    engine.dispose()
+
+
+def test_an_establishments_history_is_read_from_the_index_alone(tmp_path: Path) -> None:
+    """replay/history.py's two index reads never go to the table's rows: on a cold disk
+    each row is a page read of its own (SQLite's plan names a covering index)."""
+    url = f"sqlite:///{tmp_path}/events.sqlite"
+    engine = _ingested(url, tmp_path)
+    idx = EVENT_INDEX.c
+    own = select(idx.position, idx.stream, idx.event_type, idx.occurred_at).where(
+        idx.establishment_id == "1-000001")
+    with engine.connect() as conn:
+        for query in (own, STREAMS.params(streams=["a", "b"])):
+            sql = query.compile(engine, compile_kwargs={"literal_binds": True})
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {sql}"))
+            assert "COVERING INDEX" in plan, plan
     engine.dispose()
