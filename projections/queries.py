@@ -13,7 +13,7 @@ from projections.establishments import BAND_HISTORY, ESTABLISHMENTS
 from projections.nitaqat_alerts import ALERTS
 from projections.permits import PERMIT_EVENTS, PERMITS
 from projections.statistics import ONLINE_CHANNELS, SERVICE_STATS
-from projections.trail import TRAIL
+from projections.trail import TRAIL, TRAIL_WORKERS
 from projections.workers import WORKERS
 
 
@@ -96,7 +96,10 @@ def worker(engine: Engine, worker_id: str) -> dict[str, Any] | None:
         permit = conn.execute(select(PERMITS).where(PERMITS.c.stream == key)).mappings().first()
         history = conn.execute(select(PERMIT_EVENTS).where(PERMIT_EVENTS.c.stream == key)
                                .order_by(PERMIT_EVENTS.c.position)).mappings().all()
-        trail = conn.execute(select(TRAIL).where(TRAIL.c.workers.like(f'%"{worker_id}"%'))
-                             .order_by(TRAIL.c.occurred_at)).mappings().all()
+        touched = TRAIL_WORKERS.c
+        trail = conn.execute(select(TRAIL).join(
+            TRAIL_WORKERS, touched.request_id == TRAIL.c.request_id).where(
+            touched.worker_id == worker_id).order_by(touched.occurred_at,
+                                                     touched.request_id)).mappings().all()
     return {"worker": dict(row), "permit": dict(permit) if permit else None,
             "permit_events": [dict(h) for h in history], "requests": [dict(t) for t in trail]}

@@ -2,7 +2,10 @@
 which establishment and workers, the outcome and its rule, and who and how: actor, role,
 on whose behalf, session, credential, authentication, ip, device, user agent, channel,
 with the ids and positions of its events. Indexed for the auditor's and the fraud
-analyst's questions: by credential and time, establishment and time, ip, device."""
+analyst's questions: by credential and time, establishment and time, ip, device; and
+by worker, in a table of its own (a row a request and worker it touched), since a JSON
+list cannot be indexed: `sijil worker` asked the list with LIKE, a scan of the whole
+trail (4.4 s from a cold disk at F = 0.2, 3.7 million rows)."""
 
 from __future__ import annotations
 
@@ -44,6 +47,13 @@ TRAIL = Table(
     Index("trail_by_ip", "ip"),
     Index("trail_by_device", "device_id"),
     Index("trail_by_session", "session_id"),
+)
+TRAIL_WORKERS = Table(
+    "trail_workers", METADATA,
+    Column("worker_id", String(16), primary_key=True),
+    Column("occurred_at", String(27), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    sqlite_with_rowid=False,  # a worker's requests: one range of the table
 )
 
 
@@ -102,9 +112,13 @@ def fold(rows: Rows, record: Record) -> None:
     worker = _worker_of(rows, record)
     if worker and worker not in workers:
         row["workers"] = orjson.dumps([*workers, worker]).decode()
+        # Inserted once, when the row first names the worker (an event delivered again
+        # names none anew); never read by the fold, so it takes no room in the cache.
+        rows.append("trail_workers", {"worker_id": worker, "occurred_at": row["occurred_at"],
+                                      "request_id": key[0]})
     if row["establishment_id"] is None and record["establishment_id"]:
         row["establishment_id"] = record["establishment_id"]
     rows.put("trail", key, row)
 
 
-PROJECTION = Projection("trail", (TRAIL,), reads, fold, requires=("workers",))
+PROJECTION = Projection("trail", (TRAIL, TRAIL_WORKERS), reads, fold, requires=("workers",))

@@ -13,17 +13,29 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import select
 
+from consumers.projection_runner import ProjectionHandler
+from consumers.runtime import Delivery
 from domain.chain import GENESIS, chain_hash, hashed_body
 from domain.events import validate_record
 from domain.identifiers import account_stream, establishment_stream, event_id, worker_stream
+from domain.ingest import ingest
+from domain.ledger import Ledger
+from projections import queries
 from projections.catalog import ALL, with_requirements
+from projections.database import projections_engine
 from projections.rows import MemoryRows, Record, fold_all
 from projections.statistics import hijri_month
+from projections.trail import TRAIL
+from simulator import simulate
+from tests.test_credential_audit import all_records
+from tests.test_ledger_properties import counting_clock
 
 OWNER_A, OWNER_B = "1000000011", "1000000012"  # the owners of 1-100 and 2-200
 DELEGATE = "1000000201"
@@ -690,3 +702,34 @@ def test_statistics_count_each_request_once_by_service_month_and_channel() -> No
                   **counts) for key, counts in expected.items()}
     total = sum(r["accepted"] + r["refused"] for r in rows.tables["service_stats"].values())
     assert total == book.requests == len(rows.tables["trail"])
+
+
+def test_a_workers_requests_come_from_the_trails_worker_rows_as_its_lists_name_them(
+        tmp_path: Path) -> None:
+    """`sijil worker` (projections/queries.py) reads trail_workers, one range a worker,
+    where it scanned the trail for its JSON lists: the same requests, in time order, for
+    every worker of a simulated history, folded by the real handler into SQLite."""
+    requests = tmp_path / "requests.jsonl"
+    simulate(establishments=6, months=3, seed=3, out=requests)
+    ledger = Ledger(f"sqlite:///{tmp_path}/events.sqlite", clock=counting_clock())
+    with requests.open("rb") as lines:
+        ingest(ledger, lines, batch_size=50)
+    engine = projections_engine(f"sqlite:///{tmp_path}/projections.sqlite")
+    handler = ProjectionHandler(engine, ALL)
+    records = all_records(ledger)
+    with engine.begin() as conn:
+        handler.handle(conn, [Delivery("t", 0, n, None, r) for n, r in enumerate(records)])
+    handler.committed()
+    with engine.connect() as conn:
+        trail = [dict(r) for r in conn.execute(select(TRAIL)).mappings()]
+    named: dict[str, list[tuple[str, str]]] = {}
+    for row in trail:
+        for worker_id in orjson.loads(row["workers"]):
+            named.setdefault(worker_id, []).append((row["occurred_at"], row["request_id"]))
+    assert len(named) > 20
+    for worker_id, expected in named.items():
+        found = queries.worker(engine, worker_id)
+        assert found is not None
+        assert [(r["occurred_at"], r["request_id"]) for r in found["requests"]] \
+            == sorted(expected)
+    engine.dispose()
