@@ -21,7 +21,17 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Engine, Integer, String, Table, select, tuple_
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Engine,
+    Integer,
+    String,
+    Table,
+    inspect,
+    select,
+    tuple_,
+)
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from consumers.offsets import MemberOffsets, lock_group, member_epochs, member_offsets
@@ -57,6 +67,22 @@ class Overlay:
         self.appends.setdefault(table, []).append(row)
 
 
+class OutdatedReadModels(RuntimeError):
+    """Read models made before a projection gained a table: folding on would fill the
+    new table from here on only, and its readers would miss the history before."""
+
+
+def check_tables(engine: Engine, projections: Sequence[Projection]) -> None:
+    present = set(inspect(engine).get_table_names())
+    for p in projections:
+        missing = [t.name for t in p.tables if t.name not in present]
+        if missing and len(missing) < len(p.tables):
+            raise OutdatedReadModels(
+                f"read models: projection {p.name} has no table {', '.join(missing)} "
+                f"(they were made before it was added); rebuild it from offset 0 with "
+                f"`sijil rebuild {p.name}`")
+
+
 class ProjectionHandler:
     """Folds batches of deliveries into the projections' tables.
 
@@ -72,6 +98,7 @@ class ProjectionHandler:
         self.engine = engine
         self.projections = tuple(projections)
         if tables is None:
+            check_tables(engine, projections)
             self.tables: dict[str, Table] = {t.name: t for p in projections for t in p.tables}
             METADATA.create_all(engine, tables=list(self.tables.values()))
         else:

@@ -218,15 +218,21 @@ def project_command(
     import threading
 
     from consumers.projecting import run_projections
+    from consumers.projection_runner import OutdatedReadModels
 
     settings = Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with console.status("projecting the events topic ..."):
-        stats = run_projections(url=settings.read_models_url(),
-                                bootstrap=settings.kafka_bootstrap,
-                                topic=topic or settings.events_topic, stop=stop, follow=follow)
+    try:
+        with console.status("projecting the events topic ..."):
+            stats = run_projections(url=settings.read_models_url(),
+                                    bootstrap=settings.kafka_bootstrap,
+                                    topic=topic or settings.events_topic, stop=stop,
+                                    follow=follow)
+    except OutdatedReadModels as error:
+        console.print(f"[red]error[/red] {error}")
+        raise typer.Exit(code=2) from error
     console.print(f"{stats.handled:,} events projected in {stats.batches:,} batches, "
                   f"{stats.dead_lettered:,} dead-lettered (read models: "
                   f"{settings.read_models_url()})")

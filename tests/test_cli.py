@@ -93,3 +93,31 @@ def test_simulate_then_ingest_then_nitaqat(home: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["nitaqat", "--sample", "2"])
     assert result.exit_code == 0, result.output
     assert "Nitaqat band" in result.output
+
+
+def test_project_refuses_read_models_made_before_a_projection_gained_a_table(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read models of an older version (the trail without its worker rows) would get the
+    new table filled from here on only; the runner says so and which rebuild fixes it,
+    before it reads the topic (no broker is running here)."""
+    from sqlalchemy import text
+
+    from consumers.projection_runner import OutdatedReadModels, ProjectionHandler
+    from projections.catalog import ALL
+    from projections.database import projections_engine
+
+    home.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{home}/projections.sqlite"
+    monkeypatch.setenv("SIJIL_PROJECTIONS_URL", url)
+    monkeypatch.setenv("SIJIL_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    engine = projections_engine(url)
+    ProjectionHandler(engine, ALL)  # today's tables, all of them
+    ProjectionHandler(engine, ALL)  # and again: nothing is missing
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE trail_workers"))
+    with pytest.raises(OutdatedReadModels, match="sijil rebuild trail"):
+        ProjectionHandler(engine, ALL)
+    engine.dispose()
+    result = CliRunner().invoke(app, ["project"])
+    assert result.exit_code == 2, result.output
+    assert "trail_workers" in result.output and "sijil rebuild trail" in result.output
