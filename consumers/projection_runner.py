@@ -83,6 +83,17 @@ def check_tables(engine: Engine, projections: Sequence[Projection]) -> None:
                 f"`sijil rebuild {p.name}`")
 
 
+def add_indexes(engine: Engine, tables: Sequence[Table]) -> None:
+    """The indexes a table gained since the read models were made (`create_all` makes
+    a table's indexes only with the table): an index changes no row, so no rebuild."""
+    found = inspect(engine)
+    for table in tables:
+        present = {i["name"] for i in found.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in present:
+                index.create(engine)
+
+
 class ProjectionHandler:
     """Folds batches of deliveries into the projections' tables.
 
@@ -101,6 +112,7 @@ class ProjectionHandler:
             check_tables(engine, projections)
             self.tables: dict[str, Table] = {t.name: t for p in projections for t in p.tables}
             METADATA.create_all(engine, tables=list(self.tables.values()))
+            add_indexes(engine, list(self.tables.values()))
         else:
             self.tables = dict(tables)
         self.owner = {t.name: p.name for p in projections for t in p.tables}

@@ -33,6 +33,9 @@ WORKERS = Table(
     Column("employed_since", String(10)),
     Column("last_event_id", String(36)),
     Index("workers_by_employer", "employer", "status"),
+    # The establishment's open absence reports (projections/queries.py): without it a
+    # scan of every worker, 0.63 s from a cold disk at F = 0.2.
+    Index("workers_by_absence_filer", "absence_filed_by", "absence_filed_on"),
 )
 
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from consumers.publisher import Publisher
+from domain import persistence
 from domain.establishment import Establishment
 from domain.identifiers import establishment_stream
 from domain.ingest import ingest
-from domain import persistence
 from domain.ledger import Ledger
 from replay.as_of import as_of
 from replay.history import Cutoff, from_kafka, from_store, version_cutoff

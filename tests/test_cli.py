@@ -95,12 +95,12 @@ def test_simulate_then_ingest_then_nitaqat(home: Path, tmp_path: Path) -> None:
     assert "Nitaqat band" in result.output
 
 
-def test_project_refuses_read_models_made_before_a_projection_gained_a_table(
+def test_project_adds_new_indexes_and_refuses_read_models_missing_a_new_table(
         home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Read models of an older version (the trail without its worker rows) would get the
     new table filled from here on only; the runner says so and which rebuild fixes it,
     before it reads the topic (no broker is running here)."""
-    from sqlalchemy import text
+    from sqlalchemy import inspect, text
 
     from consumers.projection_runner import OutdatedReadModels, ProjectionHandler
     from projections.catalog import ALL
@@ -113,6 +113,11 @@ def test_project_refuses_read_models_made_before_a_projection_gained_a_table(
     engine = projections_engine(url)
     ProjectionHandler(engine, ALL)  # today's tables, all of them
     ProjectionHandler(engine, ALL)  # and again: nothing is missing
+    with engine.begin() as conn:  # an index added since: made, no rebuild needed
+        conn.execute(text("DROP INDEX workers_by_absence_filer"))
+    ProjectionHandler(engine, ALL)
+    assert "workers_by_absence_filer" in {
+        i["name"] for i in inspect(engine).get_indexes("workers")}
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE trail_workers"))
     with pytest.raises(OutdatedReadModels, match="sijil rebuild trail"):
