@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import func, select
 
 from bench.common import RESULTS, drop_caches, print_table, progress, write_results
+from bench.scale import largest_establishments
 from domain import persistence
 from domain.ledger import Ledger
-from domain.persistence import EVENT_INDEX
 from replay.as_of import as_of
 from replay.history import Cutoff, from_store
 
@@ -41,14 +40,6 @@ def readers(count: int) -> Iterator[None]:
         yield
     finally:
         persistence.READERS = kept
-
-
-def largest(ledger: Ledger, count: int) -> list[tuple[str, int]]:
-    idx = EVENT_INDEX.c
-    with ledger.recorder.datastore.engine.connect() as conn:  # type: ignore[attr-defined]
-        return [(n, c) for n, c in conn.execute(
-            select(idx.establishment_id, func.count()).where(idx.establishment_id.is_not(None))
-            .group_by(idx.establishment_id).order_by(func.count().desc()).limit(count))]
 
 
 def cold_as_of(ledger: Ledger, number: str, count: int, drop: bool) -> tuple[float, int]:
@@ -74,7 +65,7 @@ def main(
 ) -> None:
     """Time each largest establishment's as-of, its reads one at a time and at once."""
     ledger = Ledger(f"sqlite:///{work / 'events.sqlite'}")
-    chosen = largest(ledger, establishments)
+    chosen = largest_establishments(ledger, establishments)
     alone, apart = "one at a time", f"{persistence.READERS} at once"
     ways = {alone: 1, apart: persistence.READERS}
     times: dict[str, list[float]] = {way: [] for way in ways}

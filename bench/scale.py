@@ -516,6 +516,19 @@ def time_audits(ledger: Any, jobs: list[tuple[str, str]], ways: dict[str, Any],
     return times
 
 
+def largest_establishments(ledger: Any, count: int) -> list[tuple[str, int]]:
+    """The `count` establishments with the most events of their own, with that count."""
+    from sqlalchemy import func, select
+
+    from domain.persistence import EVENT_INDEX
+
+    idx = EVENT_INDEX.c
+    with ledger.recorder.datastore.engine.connect() as conn:
+        return [(str(n), int(c)) for n, c in conn.execute(
+            select(idx.establishment_id, func.count()).where(idx.establishment_id.is_not(None))
+            .group_by(idx.establishment_id).order_by(func.count().desc()).limit(count))]
+
+
 def as_of_figures(url: str, repeats: int = 3) -> dict[str, Any]:
     """The establishment with the most events, as of the middle and the end."""
     from sqlalchemy import func, select
@@ -528,10 +541,8 @@ def as_of_figures(url: str, repeats: int = 3) -> dict[str, Any]:
     ledger = Ledger(url)
     idx = EVENT_INDEX.c
     engine = ledger.recorder.datastore.engine  # type: ignore[attr-defined]
+    [(number, own)] = largest_establishments(ledger, 1)
     with engine.connect() as conn:
-        number, own = conn.execute(
-            select(idx.establishment_id, func.count()).where(idx.establishment_id.is_not(None))
-            .group_by(idx.establishment_id).order_by(func.count().desc()).limit(1)).one()
         first_at, last_at = conn.execute(
             select(func.min(idx.occurred_at), func.max(idx.occurred_at))
             .where(idx.establishment_id == number)).one()

@@ -266,7 +266,7 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
         driver lets go of the GIL while SQLite reads. Each connection sees its own
         snapshot; the ids are of committed events, which never change.
         """
-        self._connection()
+        self._connection()  # opened first: it sets the driver's parameter mark
         chunks = [list(ids[start:start + 500]) for start in range(0, len(ids), 500)]
         with self._apart_lock:  # each connection in one thread at a time
             rows = read_apart(self.readers, self._rows_by_ids, chunks)
