@@ -26,6 +26,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
+from domain.compression import undecompressed
 from domain.streams import Stream
 
 # A datetime, dataclass or str subclass would reach the library's transcodings (or its
@@ -67,10 +68,13 @@ class LedgerMapper(Mapper[UUID]):
             state["timestamp"] = datetime.fromisoformat(stamp["_data_"]) \
                 if stamp["_type_"] == _DATETIME else stamp
         except Exception as error:
+            why = ("its row is a zstd frame that does not decompress (altered, or written "
+                   "with a dictionary not in domain/data)"
+                   if undecompressed(stored_event.state) else str(error))
             raise MapperDeserialisationError(
                 f"Failed to deserialise state of stored event with topic "
                 f"'{stored_event.topic}', originator_id '{stored_event.originator_id}' and "
-                f"originator_version {stored_event.originator_version}: {error}") from error
+                f"originator_version {stored_event.originator_version}: {why}") from error
         convert = find_id_convertor(cls, cast(Hashable, type(stored_event.originator_id)))
         state["originator_id"] = convert(stored_event.originator_id)
         state["originator_version"] = stored_event.originator_version

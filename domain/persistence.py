@@ -39,6 +39,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from domain.compression import compress, decompress
+from domain.settings import Settings
+
 # Connections that read scattered rows at once (select_notifications_by_ids, and the
 # index reads of an establishment's history, replay/history.py).
 READERS = 8
@@ -129,7 +132,7 @@ class _CoreSelect:
         params = [self._id(originator_id)] + [p for p in (gt, lte, limit) if p is not None]
         rows = conn.execute(sql, params).fetchall()
         return [StoredEvent(originator_id=originator_id, originator_version=r[0], topic=r[1],
-                            state=bytes(r[2])) for r in rows]
+                            state=decompress(bytes(r[2]))) for r in rows]
 
 
 def _uuid_bytes(value: UUID | str) -> bytes:
@@ -223,6 +226,8 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
     auditor's questions (an establishment's history, a credential's requests) are asked
     of the system of record, not only of rebuildable read models."""
 
+    compressing = True  # the events' rows: set from SIJIL_STORE_COMPRESSION by the factory
+
     def create_table(self) -> None:
         super().create_table()
         INDEX_METADATA.create_all(self.datastore.engine)
@@ -232,8 +237,11 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
                              inclusive_of_start: bool = True) -> list[Notification]:
         """The log in id order, one statement a page: what the publisher reads."""
         if topics:
-            return super().select_notifications(start, limit, stop, topics,
-                                                inclusive_of_start=inclusive_of_start)
+            return [Notification(id=n.id, originator_id=n.originator_id,
+                                 originator_version=n.originator_version, topic=n.topic,
+                                 state=decompress(n.state))
+                    for n in super().select_notifications(
+                        start, limit, stop, topics, inclusive_of_start=inclusive_of_start)]
         conn = self._connection()
         table: Table = self.events_record_cls.__table__
         m = self._mark
@@ -248,7 +256,7 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
         params.append(limit)
         rows = conn.execute(sql, params).fetchall()
         return [Notification(id=r[0], originator_id=self._uuid(r[1]), originator_version=r[2],
-                             topic=r[3], state=bytes(r[4])) for r in rows]
+                             topic=r[3], state=decompress(bytes(r[4]))) for r in rows]
 
     @property
     def readers(self) -> int:
@@ -273,7 +281,8 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
         # Made here, not in the readers: Python work in eight threads only contends for
         # the GIL (a warm read was a quarter slower so).
         return sorted((Notification(id=r[0], originator_id=self._uuid(r[1]),
-                                    originator_version=r[2], topic=r[3], state=bytes(r[4]))
+                                    originator_version=r[2], topic=r[3],
+                                    state=decompress(bytes(r[4])))
                        for r in rows), key=lambda n: n.id)
 
     def _rows_by_ids(self, i: int, chunks: list[list[int]]) -> list[Any]:
@@ -283,6 +292,12 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
             f"SELECT id, originator_id, originator_version, topic, state FROM "
             f"{table.fullname} WHERE id IN ({', '.join([self._mark] * len(ids))})",
             ids).fetchall()]
+
+    def _stored(self, state: bytes) -> bytes:
+        """A row's bytes as written: compressed (domain/compression.py) unless the
+        setting says not to. Here, not in the mapper, so that ingest's writer process
+        pays for it and every reader above the recorder sees the ledger's own bytes."""
+        return compress(state) if self.compressing else state
 
     def _uuid(self, value: object) -> UUID:
         if isinstance(value, UUID):
@@ -296,7 +311,7 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
             return self._insert_on_sqlite(session, stored_events, kwargs.get("index"))
         table: Table = self.events_record_cls.__table__
         rows = [{"originator_id": e.originator_id, "originator_version": e.originator_version,
-                 "topic": e.topic, "state": e.state} for e in stored_events]
+                 "topic": e.topic, "state": self._stored(e.state)} for e in stored_events]
         if not rows:
             return []
         # The library locks the table on PostgreSQL so that ids commit in order: keep it.
@@ -331,7 +346,8 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
         for begin in range(0, len(stored_events), _SQLITE_ROWS):
             chunk = stored_events[begin:begin + _SQLITE_ROWS]
             params = [value for e in chunk for value in (
-                _uuid_bytes(e.originator_id), e.originator_version, e.topic, e.state)]
+                _uuid_bytes(e.originator_id), e.originator_version, e.topic,
+                self._stored(e.state))]
             marks = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
             ids += sorted(row[0] for row in driver.execute(
                 f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
@@ -360,6 +376,12 @@ def _credential_pairs(index: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
 class CoreSQLAlchemyFactory(SQLAlchemyFactory):
     aggregate_recorder_class = CoreAggregateRecorder
     application_recorder_class = CoreApplicationRecorder
+
+    def application_recorder(self) -> CoreApplicationRecorder:
+        recorder = super().application_recorder()
+        assert isinstance(recorder, CoreApplicationRecorder)
+        recorder.compressing = Settings().store_compression == "zstd"
+        return recorder
 
 
 FACTORY_TOPIC = "domain.persistence:CoreSQLAlchemyFactory"

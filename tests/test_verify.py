@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 
 from consumers.publisher import Publisher, read_digest_records
 from domain.chain import chain_hash, hashed_body
+from domain.compression import decompress
 from domain.envelope import contract_record
 from domain.ingest import ingest
 from domain.integrity import ChainProblem
@@ -86,9 +87,11 @@ def _sql(url: str, statement: str, **params: Any) -> Any:
 
 
 def _row(url: str, position: int) -> tuple[Any, int, str, bytes]:
+    """A row as the recorder reads it: its bytes decompressed. A tamperer writes plain
+    JSON back, which the recorder reads as it is."""
     (row,) = _sql(url, "SELECT originator_id, originator_version, topic, state "
                        "FROM sijil_events WHERE id = :p", p=position)
-    return row[0], row[1], row[2], bytes(row[3])
+    return row[0], row[1], row[2], decompress(bytes(row[3]))
 
 
 def _event(ledger: Ledger, url: str, position: int) -> Any:
