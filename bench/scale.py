@@ -608,6 +608,13 @@ def targets(figures: dict[str, Any], scale: float) -> dict[str, Any]:
                       ("publish_at_60pct_of_raw_produce", "publish_to_raw_produce")):
         if got.get(key) is not None:
             out[name] = got[key] >= RATIO_AIM
+    sizes = [stages.get(s, {}).get(k) for s, k in (
+        ("ingest", "store_mib"), ("publish", "topic_mib"), ("project", "read_models_mib"))]
+    if all(sizes):  # what F = 1.0 would leave on disk, the requests file removed
+        out["disk_gib_at_full_scale_estimate"] = round(sum(sizes) / scale / 1024, 1)
+        free = figures.get("disk_free_gib_at_start")
+        if free:
+            out["fits_disk_at_full_scale"] = out["disk_gib_at_full_scale_estimate"] < free
     queries = stages.get("queries", {})
     if queries:
         out["audit_credential_p99_under_200ms"] = (queries["audit_credential"]["p99_s"]
@@ -640,7 +647,9 @@ def execute(scale: float, seed: int, processes: int, work: Path, profile: set[st
     run = Run(scale, out, {"scale": scale, "match": match, "commit": source_commit(),
                            "seed": seed, "months": MONTHS,
                            "establishments_asked": establishments, "leaks_asked": leaks,
-                           "work": str(work)})
+                           "work": str(work),
+                           "disk_free_gib_at_start": round(
+                               shutil.disk_usage(work).free / 2**30, 1)})
     console.rule(f"scale {scale:g}: {establishments:,} establishments x {MONTHS} months, "
                  f"{leaks} leak campaigns")
     sim = in_child(simulate_stage, str(work), establishments, leaks, seed,

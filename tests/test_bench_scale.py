@@ -58,6 +58,12 @@ def test_the_scale_benchmark_runs_every_stage_at_a_thousandth(
     as_of = s["queries"]["as_of"]
     assert 0 < as_of["middle"]["events_replayed"] <= as_of["end"]["events_replayed"]
 
+    t = f["targets"]  # F = 1.0's disk: this run's files over F, against what was free
+    assert t["disk_gib_at_full_scale_estimate"] == round(
+        (s["ingest"]["store_mib"] + s["publish"]["topic_mib"]
+         + s["project"]["read_models_mib"]) / 0.001 / 1024, 1)
+    assert t["fits_disk_at_full_scale"] == (t["disk_gib_at_full_scale_estimate"]
+                                            < f["disk_free_gib_at_start"])
     assert all(v is not None and v > 0 for v in f["ratios"].values()), f["ratios"]
     assert f["services_against_seed_002"]["permit.renew"]["simulated"] > 0
     table = md.read_text()
