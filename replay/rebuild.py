@@ -48,7 +48,7 @@ import queue
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import (
@@ -86,6 +86,12 @@ SHADOW = "__shadow"
 # primary key, so that a rebuild does not send every alert again.
 RELAY_MARKS: dict[str, str] = {"nitaqat_alerts": "published", "fraud_alerts": "published"}
 Progress = Callable[[int, int], None]  # (records read, records to read)
+
+
+class Complete(Protocol):
+    """Whether the topic being built from will get no more records."""
+
+    def is_set(self) -> bool: ...
 
 
 class RebuildError(RuntimeError):
@@ -302,21 +308,30 @@ class Rebuild:
                                   self.consumer_options, start=start)
 
     # -- phase 1: offset 0 to the end ----------------------------------------------------
-    def build(self, progress: Progress | None = None, *, idle_ms: int = 200) -> RebuildReport:
-        """Fold the topic from offset 0 until every partition is read to its end."""
+    def build(self, progress: Progress | None = None, *, idle_ms: int = 200,
+              complete: Complete | None = None) -> RebuildReport:
+        """Fold the topic from offset 0 until every partition is read to its end.
+
+        `complete`: when the topic is still being written (a publisher following the
+        store), set once it will get no more records; the build reads on past each end
+        it reaches until then. A `multiprocessing` Event (spawn context), so that the
+        children of a parallel build see it too.
+        """
         started = time.perf_counter()
         if self.processes <= 1:
-            self._build(self.parts[0], progress, idle_ms)
+            self._build(self.parts[0], progress, idle_ms, complete)
         else:
-            self._build_in_children(progress)
+            self._build_in_children(progress, complete)
         self.report.build_seconds += time.perf_counter() - started
         return self.report
 
-    def _build(self, part: Part, progress: Progress | None, idle_ms: int) -> None:
+    def _build(self, part: Part, progress: Progress | None, idle_ms: int,
+               complete: Complete | None = None) -> None:
         with _frozen_between_batches():
-            self._build_batches(part, progress, idle_ms)
+            self._build_batches(part, progress, idle_ms, complete)
 
-    def _build_batches(self, part: Part, progress: Progress | None, idle_ms: int) -> None:
+    def _build_batches(self, part: Part, progress: Progress | None, idle_ms: int,
+                       complete: Complete | None) -> None:
         reader = self._reader(part)
         conn = self._connection()
         total = reader.size()
@@ -329,7 +344,8 @@ class Rebuild:
                 self._handler(part).committed()
                 del released
                 collector.after_batch()
-            elif reader.at_end():
+            # complete first: set before the end is read, no record can come after it
+            elif (complete is None or complete.is_set()) and reader.at_end():
                 break
             if progress is not None:
                 total = max(total, reader.read)
@@ -340,7 +356,8 @@ class Rebuild:
         self.report.undecodable = max(self.report.undecodable, reader.undecodable)
         part.cut = reader.cut()
 
-    def _build_in_children(self, progress: Progress | None) -> None:
+    def _build_in_children(self, progress: Progress | None, complete: Complete | None
+                           ) -> None:
         context = multiprocessing.get_context("spawn")
         counters = context.Array("q", [0, 0] * len(self.parts))  # (read, total) a part
         results = context.Queue()
@@ -355,7 +372,7 @@ class Rebuild:
                 while waiting and len(running) < self.processes:
                     slot, part = waiting.pop(0)
                     child = context.Process(target=_build_in_child, daemon=True, args=(
-                        settings, part.names, slot, counters, results))
+                        settings, part.names, slot, counters, results, complete))
                     child.start()
                     running[slot] = child
                 with contextlib.suppress(queue.Empty):
@@ -577,7 +594,7 @@ class BatchCollector:
 
 
 def _build_in_child(settings: dict[str, Any], names: tuple[str, ...], slot: int,
-                    counters: Any, results: Any) -> None:
+                    counters: Any, results: Any, complete: Complete | None = None) -> None:
     """A child's part of `Rebuild.build`: one part from offset 0 to the end, into the
     shadows the parent made; its cut and counts go back on `results`."""
     try:
@@ -589,7 +606,7 @@ def _build_in_child(settings: dict[str, Any], names: tuple[str, ...], slot: int,
             def progress(done: int, total: int) -> None:
                 counters[2 * slot], counters[2 * slot + 1] = done, total
 
-            rebuild._build(part, progress, 200)
+            rebuild._build(part, progress, 200, complete)
             report = rebuild.report
             results.put((slot, {"cut": part.cut, "read": report.records,
                                 "folded": report.folded, "failed": report.failed,

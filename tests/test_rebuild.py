@@ -12,6 +12,7 @@ correct beside the live runner (replay/rebuild.py; invariant 5 of DESIGN.md).
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import threading
 import time
@@ -217,6 +218,40 @@ def test_rebuild_all_from_a_fresh_database_then_the_runner(
 
 
 # -- (b) ------------------------------------------------------------------------------
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_rebuild_reads_past_each_end_until_the_topic_is_complete(
+        processes: int, parts: tuple[Parts, str], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """While a publisher still writes the topic (bench.scale --overlap), reaching its end
+    is not the end of the build: it goes on until told the topic is complete."""
+    published, topic = parts
+    published.publish(0)
+    url = f"sqlite:///{tmp_path}/following.sqlite"
+    rebuild = Rebuild(url=url, bootstrap=kafka_bootstrap, topic=topic,
+                      names=[p.name for p in ALL], batch=400, processes=processes)
+    complete = multiprocessing.get_context("spawn").Event()
+    rebuild.prepare()
+    builder = threading.Thread(target=rebuild.build, kwargs={"complete": complete})
+    builder.start()
+    try:
+        time.sleep(3)  # long enough to read the first part to its end, and idle there
+        assert builder.is_alive(), "the build stopped at the end of the first part"
+        published.publish(1)
+        published.publish(2)
+        complete.set()
+        builder.join(timeout=120)
+        assert not builder.is_alive()
+        report = rebuild.swap()
+    finally:
+        complete.set()
+        builder.join(timeout=120)
+        rebuild.close()
+    assert report.folded == published.total and report.failed == 0
+    assert_same(without_relay_marks(read_models(url)),
+                without_relay_marks(clean(tmp_path, kafka_bootstrap, topic, "complete")),
+                "built while the topic was written vs a clean full run")
+
+
 def test_readers_see_the_old_tables_until_the_swap(
         parts: tuple[Parts, str], kafka_bootstrap: str, tmp_path: Path) -> None:
     published, topic = parts
