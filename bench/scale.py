@@ -2,6 +2,7 @@
 
     python -m bench.scale --scale F [--seed 20250601] [--processes 2] [--work DIR]
                           [--profile STAGE ...] [--out FILE] [--results-md FILE]
+                          [--overlap] [--keep]
 
 F = 1.0 is the ministry's ten months: about 18 million requests (DESIGN.md, seed 002).
 The simulator (simulator/) makes every service the ministry counted in seed 002's
@@ -18,6 +19,8 @@ progress bar and its figures (wall time, rate, peak RSS, CPU seconds, bytes on d
 2. ingest: every request decided and recorded (domain.ingest, SQLite store);
 3. publish: the store's log onto a fresh events topic, exactly once (consumers.publisher);
 4. project: every projection rebuilt from offset 0 (replay.rebuild, `--processes`);
+   (the requests file is removed once ingested: no later stage reads it, and at F = 1.0
+   it takes 11 GB of the disk the rest needs);
 5. queries: `audit_credential` for each campaign's victim and accounts picked at random
    (p50, p99, max), with the live detector's verdicts from the read models the project
    stage built and again with the detector replayed over each account's history (which
@@ -31,6 +34,11 @@ kafka-python's raw produce of the same encoded records (idempotent, no transacti
 for publish; kafka-python's raw consume of the whole events topic (read_committed, CRC
 checks on) and a plain SQL bulk insert (sqlite3 executemany) for project. A baseline
 runs on at most `--baseline-limit` items: its rate, not its total, is what is compared.
+
+`--overlap` runs ingest, publish and project at once instead, as the ministry runs them
+(bench/overlap.py): each part timed from the common start to its own end, the pipeline's
+figure the wall time of the three together, and no ratio to a baseline (no stage ran
+alone); its results go to scale-F-overlapped.json and its table row says "overlapped".
 
 `--profile STAGE` (simulate, ingest, publish, project, queries; repeatable) runs that
 stage under cProfile and keeps its top functions by own time in the results. Results go
@@ -240,17 +248,24 @@ def against_seed_002(services: dict[str, int], scale: float) -> dict[str, dict[s
 
 # -- 2. ingest ------------------------------------------------------------------------------
 def ingest_stage(work: str, url: str, requests: int) -> dict[str, Any]:
+    with progress() as bar:
+        task = bar.add_task("ingest (requests)", total=requests)
+        return ingest_requests(work, url, lambda n: bar.update(task, completed=n))
+
+
+def ingest_requests(work: str, url: str, done: Callable[[int], None],
+                    started: float | None = None) -> dict[str, Any]:
+    """The requests file into the store; `started`: when the stage's clock started, if
+    before this call (the overlapped pipeline's common start)."""
     from domain.ingest import ingest
     from domain.ledger import Ledger
     from domain.settings import Settings
 
     batch = Settings().ingest_batch_size
     ledger = Ledger(url)
-    started = time.perf_counter()
-    with progress() as bar, (Path(work) / "requests.jsonl").open("rb") as lines:
-        task = bar.add_task("ingest (requests)", total=requests)
-        report = ingest(ledger, lines, batch_size=batch,
-                        progress=lambda n: bar.update(task, completed=n))
+    started = time.perf_counter() if started is None else started
+    with (Path(work) / "requests.jsonl").open("rb") as lines:
+        report = ingest(ledger, lines, batch_size=batch, progress=done)
     seconds = time.perf_counter() - started
     streams = ledger_streams(url)
     return {"seconds": seconds, "requests": report.decided, "events": report.events,
@@ -296,9 +311,7 @@ def raw_save_stage(work: str, events: int, transactions: int, streams: int
 # -- 3. publish -----------------------------------------------------------------------------
 def publish_stage(url: str, bootstrap: str, topic: str, events: int) -> dict[str, Any]:
     from consumers.publisher import Publisher
-    from consumers.topics import topic_size_bytes
     from domain.ledger import Ledger
-    from domain.settings import Settings
 
     publisher = Publisher(Ledger(url), bootstrap, topic)  # init_transactions: untimed
     try:
@@ -309,8 +322,16 @@ def publish_stage(url: str, bootstrap: str, topic: str, events: int) -> dict[str
         seconds = time.perf_counter() - started
     finally:
         publisher.close()
-    return {"seconds": seconds, "events": report.published,
-            "events_per_s": rate(report.published, seconds), "page": publisher.page,
+    return publish_figures(publisher, bootstrap, topic, report.published, seconds)
+
+
+def publish_figures(publisher: Any, bootstrap: str, topic: str, published: int,
+                    seconds: float) -> dict[str, Any]:
+    from consumers.topics import topic_size_bytes
+    from domain.settings import Settings
+
+    return {"seconds": seconds, "events": published,
+            "events_per_s": rate(published, seconds), "page": publisher.page,
             "compression": Settings().kafka_compression,
             "topic_mib": mib(topic_size_bytes(bootstrap, topic))}
 
@@ -350,15 +371,8 @@ def raw_consume_stage(bootstrap: str, topic: str, batch: int, limit: int) -> dic
 
 def project_stage(work: str, bootstrap: str, topic: str, processes: int, batch: int
                   ) -> dict[str, Any]:
-    from projections.catalog import ALL
-    from replay.rebuild import Rebuild
-
-    path = Path(work) / "projections.sqlite"
-    for stale in Path(work).glob("projections.sqlite*"):
-        stale.unlink()
     started = time.perf_counter()
-    rebuild = Rebuild(url=f"sqlite:///{path}", bootstrap=bootstrap, topic=topic,
-                      names=[p.name for p in ALL], batch=batch, processes=processes)
+    rebuild = fresh_rebuild(work, bootstrap, topic, processes, batch)
     try:
         rebuild.prepare()
         with progress() as bar:
@@ -370,15 +384,33 @@ def project_stage(work: str, bootstrap: str, topic: str, processes: int, batch: 
             report = rebuild.swap()
     finally:
         rebuild.close()
+    return project_figures(work, rebuild.processes, report, started, built)
+
+
+def fresh_rebuild(work: str, bootstrap: str, topic: str, processes: int, batch: int
+                  ) -> Any:
+    """Every projection, to be rebuilt into a new read-models file in `work`."""
+    from projections.catalog import ALL
+    from replay.rebuild import Rebuild
+
+    for stale in Path(work).glob("projections.sqlite*"):
+        stale.unlink()
+    return Rebuild(url=f"sqlite:///{Path(work) / 'projections.sqlite'}",
+                   bootstrap=bootstrap, topic=topic, names=[p.name for p in ALL],
+                   batch=batch, processes=processes)
+
+
+def project_figures(work: str, processes: int, report: Any, started: float, built: float
+                    ) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     rows = sum(report.rows.values())
     return {"seconds": seconds, "build_seconds": built - started,
             "swap_seconds": seconds - (built - started), "events": report.folded,
             "records": report.records, "failed": report.failed,
-            "undecodable": report.undecodable, "processes": rebuild.processes,
+            "undecodable": report.undecodable, "processes": processes,
             "rows": report.rows, "rows_total": rows, "rows_per_s": rate(rows, seconds),
             "events_per_s": rate(report.folded, seconds),
-            "read_models_mib": mib(sqlite_bytes(path))}
+            "read_models_mib": mib(sqlite_bytes(Path(work) / "projections.sqlite"))}
 
 
 def sql_insert_stage(work: str, rows: int) -> dict[str, Any]:
@@ -588,6 +620,8 @@ def ratios(figures: dict[str, Any]) -> dict[str, float | None]:
         a, b = stages.get(stage, {}).get(key), base.get(baseline, {}).get(key)
         return round(a / b, 3) if a and b else None
 
+    if figures.get("pipeline", {}).get("overlapped"):
+        return {}  # no stage ran alone: none has a rate to set beside its baseline's
     return {"ingest_to_raw_save": of("ingest", "raw_save"),
             "publish_to_raw_produce": of("publish", "raw_produce"),
             "project_to_raw_consume": of("project", "raw_consume"),
@@ -600,7 +634,8 @@ def targets(figures: dict[str, Any], scale: float) -> dict[str, Any]:
     pipeline = [stages.get(s, {}).get("seconds") for s in ("ingest", "publish", "project")]
     out: dict[str, Any] = {}
     if all(pipeline):
-        seconds = float(sum(pipeline))
+        overlapped = figures.get("pipeline", {}).get("seconds")
+        seconds = float(overlapped or sum(pipeline))
         out["pipeline_seconds"] = round(seconds, 1)
         out["pipeline_minutes_at_full_scale_estimate"] = round(seconds / scale / 60, 1)
         out["pipeline_under_30_min"] = seconds / scale / 60 < PIPELINE_MINUTES_AT_FULL_SCALE
@@ -621,7 +656,9 @@ def targets(figures: dict[str, Any], scale: float) -> dict[str, Any]:
                                                    < AUDIT_P99_S)
         out["as_of_largest_under_1s"] = all(queries["as_of"][k]["max_s"] < AS_OF_S
                                             for k in ("middle", "end"))
-    growth = {name: g for name, stage in stages.items() if name in STREAMING
+    streaming = {**{n: s for n, s in stages.items() if n in STREAMING},
+                 **({"pipeline": figures["pipeline"]} if "pipeline" in figures else {})}
+    growth = {name: g for name, stage in streaming.items()
               if (g := memory_growth(stage.get("rss_mib_by_tenth") or [])) is not None}
     if growth:
         out["rss_second_half_over_first_half"] = growth
@@ -638,8 +675,8 @@ def memory_growth(tenths: list[float]) -> float | None:
 
 
 def execute(scale: float, seed: int, processes: int, work: Path, profile: set[str],
-            baseline_limit: int, accounts: int, out: Path, match: str = "requests"
-            ) -> dict[str, Any]:
+            baseline_limit: int, accounts: int, out: Path, match: str = "requests",
+            overlap: bool = False) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     establishments, leaks = establishments_for(scale, match), leaks_for(scale)
@@ -656,32 +693,30 @@ def execute(scale: float, seed: int, processes: int, work: Path, profile: set[st
                    profile="simulate" in profile)
     run.figures["services_against_seed_002"] = against_seed_002(sim.pop("services"), scale)
     run.stage("simulate", sim)
-    done = in_child(ingest_stage, str(work), url, sim["requests"],
-                    profile="ingest" in profile)
-    run.stage("ingest", done)
-    events = min(done["events"], baseline_limit)
-    transactions = max(1, round(events / done["events"]
-                                * math.ceil(done["requests"] / done["batch_size"])))
-    streams = max(1, round(done["streams"] * events / done["events"]))
-    run.stage("raw_save", in_child(raw_save_stage, str(work), events, transactions,
-                                   streams), "baselines")
     with broker(work) as (bootstrap, what):
         run.figures["kafka"] = what
         partitions = int(os.environ.get("SIJIL_EVENTS_PARTITIONS", "6"))
         topic = new_topic(bootstrap, "scale", partitions)
         run.figures["topic"] = {"name": topic, "partitions": partitions}
-        published = in_child(publish_stage, url, bootstrap, topic, done["events"],
-                             profile="publish" in profile)
-        run.stage("publish", published)
+        if overlap:
+            projected = overlapped(run, work, url, bootstrap, topic, sim["requests"],
+                                   processes)
+        else:
+            projected = one_after_another(run, work, url, bootstrap, topic, profile,
+                                          processes)
+        done, published = run.figures["stages"]["ingest"], run.figures["stages"]["publish"]
         produce_topic = new_topic(bootstrap, "scale-raw", partitions)
         run.stage("raw_produce", in_child(raw_produce_stage, url, bootstrap, produce_topic,
                                           min(published["events"], baseline_limit)),
                   "baselines")
         run.stage("raw_consume", in_child(raw_consume_stage, bootstrap, topic, 5000,
                                           baseline_limit), "baselines")
-        projected = in_child(project_stage, str(work), bootstrap, topic, processes, 5000,
-                             profile="project" in profile)
-        run.stage("project", projected)
+    events = min(done["events"], baseline_limit)
+    transactions = max(1, round(events / done["events"]
+                                * math.ceil(done["requests"] / done["batch_size"])))
+    streams = max(1, round(done["streams"] * events / done["events"]))
+    run.stage("raw_save", in_child(raw_save_stage, str(work), events, transactions,
+                                   streams), "baselines")
     run.stage("sql_insert", in_child(sql_insert_stage, str(work),
                                      min(projected["rows_total"], baseline_limit)),
               "baselines")
@@ -689,6 +724,49 @@ def execute(scale: float, seed: int, processes: int, work: Path, profile: set[st
                                   profile="queries" in profile))
     report(run.figures)
     return run.figures
+
+
+def one_after_another(run: Run, work: Path, url: str, bootstrap: str, topic: str,
+                      profile: set[str], processes: int) -> dict[str, Any]:
+    """Ingest, publish and project, each alone: each rate then sets beside its
+    baseline."""
+    requests = run.figures["stages"]["simulate"]["requests"]
+    run.stage("ingest", in_child(ingest_stage, str(work), url, requests,
+                                 profile="ingest" in profile))
+    drop_requests(work)
+    events = run.figures["stages"]["ingest"]["events"]
+    run.stage("publish", in_child(publish_stage, url, bootstrap, topic, events,
+                                  profile="publish" in profile))
+    projected = in_child(project_stage, str(work), bootstrap, topic, processes, 5000,
+                         profile="project" in profile)
+    run.stage("project", projected)
+    return projected
+
+
+def overlapped(run: Run, work: Path, url: str, bootstrap: str, topic: str, requests: int,
+               processes: int) -> dict[str, Any]:
+    """The three at once (bench/overlap.py): each part's figures under its stage's
+    name, marked, and the pipeline's wall time."""
+    from bench.overlap import pipeline_stage
+
+    piped = in_child(pipeline_stage, str(work), url, bootstrap, topic, requests,
+                     processes, 5000)
+    drop_requests(work)
+    run.figures["pipeline"] = {"seconds": piped["seconds"], "overlapped": True,
+                               "cpu_seconds": piped["cpu_seconds"],
+                               "peak_rss_mib": piped["peak_rss_mib"],
+                               "peak_rss_children_mib": piped["peak_rss_children_mib"],
+                               "rss_mib_by_tenth": piped["rss_mib_by_tenth"]}
+    for name in ("ingest", "publish", "project"):
+        run.stage(name, {**piped[name], "overlapped": True})
+    return dict(piped["project"])
+
+
+def drop_requests(work: Path) -> None:
+    """The requests file, once ingested: no later stage reads it, and at F = 1.0 it is
+    11 GB of a disk the store, the topic and the read models need (its size is in the
+    simulate stage's figures)."""
+    (work / "requests.jsonl").unlink(missing_ok=True)
 
 
 def source_commit() -> str:
@@ -760,10 +838,12 @@ def results_row(f: dict[str, Any]) -> str:
         audit += f" (replayed: {q['audit_credential_replayed']['p99_s'] * 1000:,.0f} ms)"
     as_of = f"{q['as_of']['end']['max_s']:.2f} s ({q['as_of']['end']['events_replayed']:,} " \
             "events)" if q else "—"
-    return (f"| {f['scale']:g} | {s['ingest']['requests']:,} | {s['ingest']['events']:,} | "
-            f"{s['ingest']['requests_per_s']:,.0f} ({r['ingest_to_raw_save']}) | "
-            f"{s['publish']['events_per_s']:,.0f} ({r['publish_to_raw_produce']}) | "
-            f"{s['project']['events_per_s']:,.0f} ({r['project_to_raw_consume']}) | "
+    mode = " overlapped" if f.get("pipeline", {}).get("overlapped") else ""
+    return (f"| {f['scale']:g}{mode} | {s['ingest']['requests']:,} | "
+            f"{s['ingest']['events']:,} | "
+            f"{s['ingest']['requests_per_s']:,.0f} ({r.get('ingest_to_raw_save', '—')}) | "
+            f"{s['publish']['events_per_s']:,.0f} ({r.get('publish_to_raw_produce', '—')}) | "
+            f"{s['project']['events_per_s']:,.0f} ({r.get('project_to_raw_consume', '—')}) | "
             f"{t['pipeline_seconds']:,.0f} s ({t['pipeline_minutes_at_full_scale_estimate']:,}"
             f" min) | {audit} | {as_of} | {rss(peak):,.0f} MiB ({peak}) | "
             f"{s['ingest']['store_mib']:,} / {s['publish']['topic_mib']:,} / "
@@ -798,6 +878,9 @@ def main(
     match: Annotated[str, typer.Option(help="size F by the total of requests (F x 18M) or "
                                        "by seed 002's service counts")] = "requests",
     keep: Annotated[bool, typer.Option(help="keep the work folder afterwards")] = False,
+    overlap: Annotated[bool, typer.Option(help="ingest, publish and project at once, as "
+                                          "the ministry runs them (bench/overlap.py)")
+                       ] = False,
     out: Annotated[Path | None, typer.Option(help="results file")] = None,
     results_md: Annotated[Path | None, typer.Option(help="the RESULTS.md to update")] = None,
 ) -> None:
@@ -812,9 +895,10 @@ def main(
     if folder.parent == CACHE:
         CACHE.mkdir(exist_ok=True)
         (CACHE / ".gitignore").write_text("*\n")
-    path = out or RESULTS / f"scale-{scale:g}.json"
+    path = out or RESULTS / f"scale-{scale:g}{'-overlapped' if overlap else ''}.json"
     try:
-        execute(scale, seed, processes, folder, wanted, baseline_limit, accounts, path, match)
+        execute(scale, seed, processes, folder, wanted, baseline_limit, accounts, path, match,
+                overlap)
     finally:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)

@@ -70,3 +70,31 @@ def test_the_scale_benchmark_runs_every_stage_at_a_thousandth(
     assert "prose before" in table and "prose after" in table and "\nold\n" not in table
     assert "| 0.001 |" in table
     assert not (tmp_path / "work").exists()  # removed unless --keep
+
+
+def test_the_overlapped_pipeline_runs_at_a_thousandth(
+        tmp_path: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--overlap`: ingest, publish and project at once (bench/overlap.py), each part
+    done with all of the part before it."""
+    monkeypatch.setenv("SIJIL_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    out, md = tmp_path / "results" / "scale-0.001-overlapped.json", tmp_path / "RESULTS.md"
+    work = tmp_path / "work"
+    result = RUNNER.invoke(scale.app, ["--scale", "0.001", "--accounts", "10", "--overlap",
+                                       "--work", str(work), "--keep", "--out", str(out),
+                                       "--results-md", str(md)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    f = orjson.loads(out.read_bytes())
+    s, pipeline = f["stages"], f["pipeline"]
+
+    assert s["ingest"]["requests"] == s["simulate"]["requests"]
+    assert s["publish"]["events"] == s["ingest"]["events"] > s["ingest"]["requests"]
+    assert s["project"]["events"] == s["publish"]["events"]
+    assert s["project"]["rows"]["trail"] == s["simulate"]["requests"]
+    assert all(s[name]["overlapped"] for name in ("ingest", "publish", "project"))
+    # each part ends after the one it follows; the pipeline is the last to end
+    assert 0 < s["ingest"]["seconds"] <= s["publish"]["seconds"] \
+        <= s["project"]["seconds"] <= pipeline["seconds"]
+    assert f["targets"]["pipeline_seconds"] == round(pipeline["seconds"], 1)
+    assert f["ratios"] == {}  # no stage ran alone
+    assert "| 0.001 overlapped |" in md.read_text()
+    assert not (work / "requests.jsonl").exists() and (work / "events.sqlite").exists()
