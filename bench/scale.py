@@ -828,10 +828,11 @@ def results_row(f: dict[str, Any]) -> str:
     s, r, t = f["stages"], f["ratios"], f["targets"]
     q = s.get("queries", {})
     def rss(name: str) -> float:  # the stage's process or the biggest of its children
-        stage = s.get(name, {})
+        stage = f["pipeline"] if name == "pipeline" else s.get(name, {})
         return float(max(stage.get("peak_rss_mib", 0), stage.get("peak_rss_children_mib", 0)))
 
-    peak = max(("simulate", "ingest", "publish", "project", "queries"), key=rss)
+    peak = max(("simulate", "ingest", "publish", "project", "queries",
+                *(("pipeline",) if "pipeline" in f else ())), key=rss)
     m = f["machine"]
     audit = f"{q['audit_credential']['p99_s'] * 1000:,.0f} ms" if q else "—"
     if q and "audit_credential_replayed" in q:
