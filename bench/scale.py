@@ -253,17 +253,15 @@ def ingest_stage(work: str, url: str, requests: int) -> dict[str, Any]:
         return ingest_requests(work, url, lambda n: bar.update(task, completed=n))
 
 
-def ingest_requests(work: str, url: str, done: Callable[[int], None],
-                    started: float | None = None) -> dict[str, Any]:
-    """The requests file into the store; `started`: when the stage's clock started, if
-    before this call (the overlapped pipeline's common start)."""
+def ingest_requests(work: str, url: str, done: Callable[[int], None]) -> dict[str, Any]:
+    """The requests file into the store, `done` told how many requests so far."""
     from domain.ingest import ingest
     from domain.ledger import Ledger
     from domain.settings import Settings
 
     batch = Settings().ingest_batch_size
     ledger = Ledger(url)
-    started = time.perf_counter() if started is None else started
+    started = time.perf_counter()
     with (Path(work) / "requests.jsonl").open("rb") as lines:
         report = ingest(ledger, lines, batch_size=batch, progress=done)
     seconds = time.perf_counter() - started

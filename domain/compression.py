@@ -42,7 +42,8 @@ def dictionary() -> zstandard.ZstdCompressionDict:
 
 
 class _Codecs(threading.local):
-    """zstandard's (de)compressors are not for two threads at once: one each a thread."""
+    """zstandard's (de)compressors are not for two threads at once: one each a thread
+    (each thread's made at its first use of them)."""
 
     def __init__(self) -> None:
         self.compressor = zstandard.ZstdCompressor(
@@ -51,18 +52,11 @@ class _Codecs(threading.local):
         self.decompressor = zstandard.ZstdDecompressor(dict_data=dictionary())
 
 
-_codecs: _Codecs | None = None
-
-
-def _local() -> _Codecs:
-    global _codecs
-    if _codecs is None:
-        _codecs = _Codecs()
-    return _codecs
+_codecs = _Codecs()
 
 
 def compress(state: bytes) -> bytes:
-    return _local().compressor.compress(state)
+    return _codecs.compressor.compress(state)
 
 
 def decompress(stored: bytes) -> bytes:
@@ -79,7 +73,7 @@ def decompress(stored: bytes) -> bytes:
     try:
         if not 0 <= zstandard.frame_content_size(stored) <= MAX_STATE:
             return stored
-        return _local().decompressor.decompress(stored)
+        return _codecs.decompressor.decompress(stored)
     except zstandard.ZstdError:
         return stored
 
@@ -89,4 +83,4 @@ def undecompressed(state: bytes) -> bool:
     return state[:4] == MAGIC
 
 
-__all__ = ["DICTIONARY", "MAGIC", "compress", "decompress", "dictionary", "undecompressed"]
+__all__ = ["DICTIONARY", "LEVEL", "MAGIC", "compress", "decompress", "dictionary", "undecompressed"]

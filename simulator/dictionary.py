@@ -18,13 +18,13 @@ from typing import Annotated
 import typer
 import zstandard
 
+from domain.compression import LEVEL
 from domain.ingest import ingest
 from domain.ledger import Ledger
 from simulator.history import simulate
 
 SEED = 1447  # the Hijri year: any seed the benchmarks and tests do not use
 SIZE = 32_768  # bytes; 16 KiB compressed rows 2 % larger, 64 KiB 2 % smaller
-LEVEL = 3
 
 
 def history_states(establishments: int, months: int) -> list[bytes]:
@@ -45,8 +45,8 @@ def history_states(establishments: int, months: int) -> list[bytes]:
 
 
 def train(states: Sequence[bytes], size: int = SIZE) -> bytes:
-    return zstandard.train_dictionary(size, list[bytes | bytearray | memoryview](states),
-                                      level=LEVEL, threads=1).as_bytes()
+    samples: list[bytes | bytearray | memoryview] = list(states)
+    return zstandard.train_dictionary(size, samples, level=LEVEL, threads=1).as_bytes()
 
 
 def main(out: Annotated[Path, typer.Option(help="the dictionary file to write (a new name)")],
