@@ -16,12 +16,12 @@ from uuid import UUID
 
 import orjson
 import pytest
-from eventsourcing.application import Repository
+from eventsourcing.application import Repository, project_aggregate
 
 from domain.establishment import Establishment
 from domain.identifiers import establishment_stream
 from domain.ingest import ingest
-from domain.ledger import Ledger
+from domain.ledger import Ledger, replay_stream
 from domain.streams import Stream
 
 FILE = "1-500"
@@ -154,6 +154,14 @@ def test_the_snapshot_load_equals_the_fold_of_every_event(store: tuple[str, UUID
     loaded = Ledger(url).load(stream)
     assert loaded is not None
     assert state(loaded) == state(replayed)
+
+
+def test_the_ledgers_replay_folds_as_the_librarys_projector(store: tuple[str, UUID]) -> None:
+    url, stream = store
+    events = list(Ledger(url).events.get(stream))
+    mine, theirs = replay_stream(None, events), project_aggregate(None, events)
+    assert theirs is not None and mine.version == len(events)
+    assert state(mine) == state(theirs)
 
 
 def test_every_snapshot_equals_the_fold_up_to_its_version(store: tuple[str, UUID]) -> None:
