@@ -31,11 +31,15 @@ class UnitOfWork:
         self.clock = clock
         self.cache_size = cache_size
         self.cache: OrderedDict[UUID, Stream | None] = OrderedDict()
+        self.kept: dict[UUID, Stream] = {}  # of kinds that STAYS_LOADED: never evicted
         self.pending: list[Stream.Event] = []
         self.touched: dict[UUID, Stream] = {}
 
     def get(self, kind: type[S], stream_id: UUID) -> S | None:
-        if stream_id in self.cache:
+        found: Stream | None
+        if stream_id in self.kept:
+            found = self.kept[stream_id]
+        elif stream_id in self.cache:
             self.cache.move_to_end(stream_id)
             found = self.cache[stream_id]
         else:
@@ -70,6 +74,7 @@ class UnitOfWork:
         only this batch's: with writes behind (domain/write_behind.py) the failure may be
         an earlier batch's, and later decisions were made on top of it."""
         self.cache.clear()
+        self.kept.clear()
         self.pending = []
         self.touched = {}
 
@@ -77,13 +82,20 @@ class UnitOfWork:
         taken = aggregate.collect_events()
         self.pending.extend(taken)  # type: ignore[arg-type]
         self.touched[aggregate.id] = aggregate
-        if self.cache.get(aggregate.id) is not aggregate:
+        if self._held(aggregate.id) is not aggregate:
             # A decision held it while its own loads pushed it out of a small cache: the
             # next decision must see these events, not the store's older version.
             self._remember(aggregate.id, aggregate)
         return taken[-1]  # type: ignore[return-value]
 
+    def _held(self, stream_id: UUID) -> Stream | None:
+        return self.kept[stream_id] if stream_id in self.kept else self.cache.get(stream_id)
+
     def _remember(self, stream_id: UUID, aggregate: Stream | None) -> None:
+        if aggregate is not None and aggregate.STAYS_LOADED:
+            self.kept[stream_id] = aggregate
+            self.cache.pop(stream_id, None)
+            return
         self.cache[stream_id] = aggregate
         self.cache.move_to_end(stream_id)
         while len(self.cache) > self.cache_size:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
@@ -83,13 +83,39 @@ def test_reloaded_aggregates_equal_the_state_decisions_saw(tmp_path: Path,
         if n % batch == 0:
             uow.commit()
     uow.commit()
-    seen = {k: v for k, v in uow.cache.items() if v is not None}
+    seen = {**{k: v for k, v in uow.cache.items() if v is not None}, **uow.kept}
     assert seen, "the history touched no aggregate"
     reloaded = SnapshottingLedger(ledger.env["SQLALCHEMY_URL"])
     for stream_id, aggregate in seen.items():
         fresh = reloaded.load(stream_id)
         assert fresh is not None
         assert state(fresh) == state(aggregate), f"stream {stream_id} reloads differently"
+
+
+@FAST
+@given(history=histories(), batch=st.integers(1, 40))
+def test_establishments_stay_loaded_while_a_one_aggregate_cache_turns_over(
+        tmp_path: Path, history: list[dict[str, Any]], batch: int) -> None:
+    ledger = fresh_ledger(tmp_path, SnapshottingLedger)
+    loaded: list[Stream | None] = []
+    real = ledger.load
+
+    def counting(stream_id: UUID) -> Stream | None:
+        loaded.append(real(stream_id))
+        return loaded[-1]
+
+    ledger.load = counting  # type: ignore[method-assign]
+    uow = ledger.unit_of_work(cache_size=1)
+    for n, line in enumerate(lines(history), start=1):
+        ledger.decide(uow, parse_request(line))
+        if n % batch == 0:
+            uow.commit()
+    uow.commit()
+    assume(uow.kept)
+    # Every establishment was opened by this unit of work: none is loaded back.
+    assert not [a for a in loaded if isinstance(a, Establishment)]
+    assert all(isinstance(a, Establishment) for a in uow.kept.values())
+    assert not [a for a in uow.cache.values() if isinstance(a, Establishment)]
 
 
 @FAST
