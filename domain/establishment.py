@@ -77,12 +77,6 @@ def _visa_cancelled(est: Establishment, p: dict[str, Any], _: Stream.Event) -> N
 
 
 class Establishment(Stream):
-    # 241,396 at F = 1.0, about 3 KiB each once loaded, while a load is a snapshot and
-    # up to 499 events (2.7-3.9 ms from a store beyond the page cache, bench/RESULTS.md);
-    # the average one is asked for about every 240,000 requests, long after a cache of
-    # 100,000 aggregates that millions of workers pass through has let it go.
-    STAYS_LOADED: ClassVar[bool] = True
-
     def __init__(self) -> None:
         super().__init__()
         self.file_number = ""

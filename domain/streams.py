@@ -42,9 +42,6 @@ class Stream(Aggregate):
 
     # event_type -> how it changes the state; filled by each subclass.
     FOLDS: ClassVar[Folds] = {}
-    # Kept by a unit of work once loaded, outside its bounded cache (unit_of_work.py):
-    # for kinds of stream few in number and costly to load.
-    STAYS_LOADED: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.head_hash = GENESIS

@@ -26,25 +26,26 @@ class EventStore(Protocol):
 
 class UnitOfWork:
     def __init__(self, store: EventStore, clock: Callable[[], datetime],
-                 cache_size: int = 100_000) -> None:
+                 cache_size: int = 100_000,
+                 stays_loaded: tuple[type[Stream], ...] = ()) -> None:
         self.store = store
         self.clock = clock
         self.cache_size = cache_size
         self.cache: OrderedDict[UUID, Stream | None] = OrderedDict()
-        self.kept: dict[UUID, Stream] = {}  # of kinds that STAYS_LOADED: never evicted
+        self.stays_loaded = frozenset(stays_loaded)
+        self.kept: dict[UUID, Stream] = {}  # of the kinds that stay loaded: never evicted
         self.pending: list[Stream.Event] = []
         self.touched: dict[UUID, Stream] = {}
 
     def get(self, kind: type[S], stream_id: UUID) -> S | None:
-        found: Stream | None
-        if stream_id in self.kept:
-            found = self.kept[stream_id]
-        elif stream_id in self.cache:
-            self.cache.move_to_end(stream_id)
-            found = self.cache[stream_id]
-        else:
-            found = self.store.load(stream_id)
-            self._remember(stream_id, found)
+        found: Stream | None = self.kept.get(stream_id)
+        if found is None:
+            if stream_id in self.cache:
+                self.cache.move_to_end(stream_id)
+                found = self.cache[stream_id]
+            else:
+                found = self.store.load(stream_id)
+                self._remember(stream_id, found)
         if found is not None and not isinstance(found, kind):
             raise TypeError(f"stream {stream_id} holds a {type(found).__name__}")
         return found
@@ -92,7 +93,7 @@ class UnitOfWork:
         return self.kept[stream_id] if stream_id in self.kept else self.cache.get(stream_id)
 
     def _remember(self, stream_id: UUID, aggregate: Stream | None) -> None:
-        if aggregate is not None and aggregate.STAYS_LOADED:
+        if aggregate is not None and type(aggregate) in self.stays_loaded:
             self.kept[stream_id] = aggregate
             self.cache.pop(stream_id, None)
             return
