@@ -2,7 +2,7 @@
 
     python -m bench.scale --scale F [--seed 20250601] [--processes 2] [--work DIR]
                           [--profile STAGE ...] [--out FILE] [--results-md FILE]
-                          [--overlap] [--keep]
+                          [--overlap] [--keep] [--resume]
 
 F = 1.0 is the ministry's ten months: about 18 million requests (DESIGN.md, seed 002).
 The simulator (simulator/) makes every service the ministry counted in seed 002's
@@ -45,6 +45,13 @@ stage under cProfile and keeps its top functions by own time in the results. Res
 to bench/results/scale-F.json after every stage (a run that dies keeps what it
 measured), and the table of bench/RESULTS.md is rewritten from every scale-*.json there.
 Kafka: SIJIL_KAFKA_BOOTSTRAP if set, else a throwaway local broker in the work folder.
+
+`--resume` goes on with a run that stopped (its results file `--out` and its folder
+`--work`, which a stopped run keeps): the stages with figures are not run again, the one
+it stopped in starts again from its beginning (an ingest on an empty store, a publish
+into a new topic, a rebuild into a new read-models file), and the results file records
+each resumption (`resumed`: when the run had stopped, its command, the commit resumed
+at). At F = 1.0 the stages one after another take longer than a working session.
 """
 
 from __future__ import annotations
@@ -605,6 +612,9 @@ class Run:
                     [(k, v) for k, v in show.items()])
         self.save()
 
+    def has(self, name: str, group: str = "stages") -> bool:
+        return name in self.figures.get(group, {})
+
     def save(self) -> None:
         self.figures["ratios"] = ratios(self.figures)
         self.figures["targets"] = targets(self.figures, self.scale)
@@ -674,75 +684,134 @@ def memory_growth(tenths: list[float]) -> float | None:
 
 def execute(scale: float, seed: int, processes: int, work: Path, profile: set[str],
             baseline_limit: int, accounts: int, out: Path, match: str = "requests",
-            overlap: bool = False) -> dict[str, Any]:
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    establishments, leaks = establishments_for(scale, match), leaks_for(scale)
+            overlap: bool = False, resume: bool = False) -> dict[str, Any]:
+    run = resumed_run(scale, out, work) if resume else fresh_run(scale, seed, match, work,
+                                                                  out)
     url = f"sqlite:///{work / 'events.sqlite'}"
-    run = Run(scale, out, {"scale": scale, "match": match, "commit": source_commit(),
-                           "seed": seed, "months": MONTHS,
-                           "establishments_asked": establishments, "leaks_asked": leaks,
-                           "work": str(work),
-                           "disk_free_gib_at_start": round(
-                               shutil.disk_usage(work).free / 2**30, 1)})
+    establishments, leaks = establishments_for(scale, match), leaks_for(scale)
     console.rule(f"scale {scale:g}: {establishments:,} establishments x {MONTHS} months, "
                  f"{leaks} leak campaigns")
-    sim = in_child(simulate_stage, str(work), establishments, leaks, seed,
-                   profile="simulate" in profile)
-    run.figures["services_against_seed_002"] = against_seed_002(sim.pop("services"), scale)
-    run.stage("simulate", sim)
+    if not run.has("simulate"):
+        sim = in_child(simulate_stage, str(work), establishments, leaks, seed,
+                       profile="simulate" in profile)
+        run.figures["services_against_seed_002"] = against_seed_002(sim.pop("services"),
+                                                                    scale)
+        run.stage("simulate", sim)
+    if not run.has("ingest"):
+        restart_store(work)
     with broker(work) as (bootstrap, what):
         run.figures["kafka"] = what
-        partitions = int(os.environ.get("SIJIL_EVENTS_PARTITIONS", "6"))
-        topic = new_topic(bootstrap, "scale", partitions)
-        run.figures["topic"] = {"name": topic, "partitions": partitions}
+        topic = events_topic(run, bootstrap)
         if overlap:
-            projected = overlapped(run, work, url, bootstrap, topic, sim["requests"],
-                                   processes)
+            overlapped(run, work, url, bootstrap, topic,
+                       run.figures["stages"]["simulate"]["requests"], processes)
         else:
-            projected = one_after_another(run, work, url, bootstrap, topic, profile,
-                                          processes)
-        done, published = run.figures["stages"]["ingest"], run.figures["stages"]["publish"]
-        produce_topic = new_topic(bootstrap, "scale-raw", partitions)
-        run.stage("raw_produce", in_child(raw_produce_stage, url, bootstrap, produce_topic,
-                                          min(published["events"], baseline_limit)),
-                  "baselines")
-        run.stage("raw_consume", in_child(raw_consume_stage, bootstrap, topic, 5000,
-                                          baseline_limit), "baselines")
-    events = min(done["events"], baseline_limit)
-    transactions = max(1, round(events / done["events"]
-                                * math.ceil(done["requests"] / done["batch_size"])))
-    streams = max(1, round(done["streams"] * events / done["events"]))
-    run.stage("raw_save", in_child(raw_save_stage, str(work), events, transactions,
-                                   streams), "baselines")
-    run.stage("sql_insert", in_child(sql_insert_stage, str(work),
-                                     min(projected["rows_total"], baseline_limit)),
-              "baselines")
-    run.stage("queries", in_child(queries_stage, str(work), url, accounts, seed,
-                                  profile="queries" in profile))
+            one_after_another(run, work, url, bootstrap, topic, profile, processes)
+        kafka_baselines(run, url, bootstrap, topic, baseline_limit)
+    store_baselines(run, work, baseline_limit)
+    if not run.has("queries"):
+        run.stage("queries", in_child(queries_stage, str(work), url, accounts, seed,
+                                      profile="queries" in profile))
     report(run.figures)
     return run.figures
 
 
+def fresh_run(scale: float, seed: int, match: str, work: Path, out: Path) -> Run:
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return Run(scale, out, {"scale": scale, "match": match, "commit": source_commit(),
+                            "seed": seed, "months": MONTHS,
+                            "establishments_asked": establishments_for(scale, match),
+                            "leaks_asked": leaks_for(scale), "work": str(work),
+                            "disk_free_gib_at_start": round(
+                                shutil.disk_usage(work).free / 2**30, 1)})
+
+
+def resumed_run(scale: float, out: Path, work: Path) -> Run:
+    """A run that stopped (a session's end, a machine's restart) goes on from its first
+    stage without figures: at F = 1.0 the stages one after another take longer than a
+    working session. The stage it stopped in starts again from its beginning; what the
+    earlier stages left (store, topic, broker folder) is kept."""
+    if not out.is_file() or not work.is_dir():
+        raise typer.BadParameter(f"--resume: needs the run's results file ({out}) and its "
+                                 f"kept work folder ({work}); one is missing")
+    figures: dict[str, Any] = orjson.loads(out.read_bytes())
+    if figures.get("scale") != scale or figures.get("pipeline", {}).get("overlapped"):
+        raise typer.BadParameter(f"--resume: {out} is not a one-stage-after-another run "
+                                 f"at scale {scale:g}")
+    before = {k: figures.pop(k, None) for k in ("date", "command", "machine", "python")}
+    figures.setdefault("resumed", []).append(
+        {**before, "commit_resumed_at": source_commit(),
+         "stages_kept": sorted(figures.get("stages", {}))})
+    return Run(scale, out, figures)
+
+
+def events_topic(run: Run, bootstrap: str) -> str:
+    """The published topic when the publish stage has its figures; a fresh one otherwise
+    (a publish that stopped half-way is done again, exactly once, into a new topic)."""
+    if run.has("publish"):
+        return str(run.figures["topic"]["name"])
+    partitions = int(os.environ.get("SIJIL_EVENTS_PARTITIONS", "6"))
+    topic = new_topic(bootstrap, "scale", partitions)
+    run.figures["topic"] = {"name": topic, "partitions": partitions}
+    return topic
+
+
+def kafka_baselines(run: Run, url: str, bootstrap: str, topic: str, limit: int) -> None:
+    published = run.figures["stages"]["publish"]
+    if not run.has("raw_produce", "baselines"):
+        produce_topic = new_topic(bootstrap, "scale-raw", run.figures["topic"]["partitions"])
+        run.stage("raw_produce", in_child(raw_produce_stage, url, bootstrap, produce_topic,
+                                          min(published["events"], limit)), "baselines")
+    if not run.has("raw_consume", "baselines"):
+        run.stage("raw_consume", in_child(raw_consume_stage, bootstrap, topic, 5000, limit),
+                  "baselines")
+
+
+def store_baselines(run: Run, work: Path, limit: int) -> None:
+    done, projected = run.figures["stages"]["ingest"], run.figures["stages"]["project"]
+    events = min(done["events"], limit)
+    transactions = max(1, round(events / done["events"]
+                                * math.ceil(done["requests"] / done["batch_size"])))
+    streams = max(1, round(done["streams"] * events / done["events"]))
+    if not run.has("raw_save", "baselines"):
+        run.stage("raw_save", in_child(raw_save_stage, str(work), events, transactions,
+                                       streams), "baselines")
+    if not run.has("sql_insert", "baselines"):
+        run.stage("sql_insert", in_child(sql_insert_stage, str(work),
+                                         min(projected["rows_total"], limit)), "baselines")
+
+
 def one_after_another(run: Run, work: Path, url: str, bootstrap: str, topic: str,
-                      profile: set[str], processes: int) -> dict[str, Any]:
+                      profile: set[str], processes: int) -> None:
     """Ingest, publish and project, each alone: each rate then sets beside its
-    baseline."""
-    requests = run.figures["stages"]["simulate"]["requests"]
-    run.stage("ingest", in_child(ingest_stage, str(work), url, requests,
-                                 profile="ingest" in profile))
+    baseline. A stage that has its figures (a resumed run) is not run again."""
+    if not run.has("ingest"):
+        requests = run.figures["stages"]["simulate"]["requests"]
+        run.stage("ingest", in_child(ingest_stage, str(work), url, requests,
+                                     profile="ingest" in profile))
     drop_requests(work)
-    events = run.figures["stages"]["ingest"]["events"]
-    run.stage("publish", in_child(publish_stage, url, bootstrap, topic, events,
-                                  profile="publish" in profile))
-    projected = in_child(project_stage, str(work), bootstrap, topic, processes, 5000,
-                         profile="project" in profile)
-    run.stage("project", projected)
-    return projected
+    if not run.has("publish"):
+        events = run.figures["stages"]["ingest"]["events"]
+        run.stage("publish", in_child(publish_stage, url, bootstrap, topic, events,
+                                      profile="publish" in profile))
+    if not run.has("project"):
+        run.stage("project", in_child(project_stage, str(work), bootstrap, topic,
+                                      processes, 5000, profile="project" in profile))
+
+
+def restart_store(work: Path) -> None:
+    """An ingest starts on an empty store: one that stopped half-way left rows that the
+    requests would be decided against a second time."""
+    if not (work / "requests.jsonl").is_file():
+        raise typer.BadParameter(f"ingest: {work / 'requests.jsonl'} is gone (removed once "
+                                 "ingested); this run cannot ingest again: start afresh")
+    for stale in work.glob("events.sqlite*"):
+        stale.unlink()
 
 
 def overlapped(run: Run, work: Path, url: str, bootstrap: str, topic: str, requests: int,
-               processes: int) -> dict[str, Any]:
+               processes: int) -> None:
     """The three at once (bench/overlap.py): each part's figures under its stage's
     name, marked, and the pipeline's wall time."""
     from bench.overlap import pipeline_stage
@@ -757,7 +826,6 @@ def overlapped(run: Run, work: Path, url: str, bootstrap: str, topic: str, reque
                                "rss_mib_by_tenth": piped["rss_mib_by_tenth"]}
     for name in ("ingest", "publish", "project"):
         run.stage(name, {**piped[name], "overlapped": True})
-    return dict(piped["project"])
 
 
 def drop_requests(work: Path) -> None:
@@ -881,6 +949,9 @@ def main(
                                           "the ministry runs them (bench/overlap.py)")
                        ] = False,
     out: Annotated[Path | None, typer.Option(help="results file")] = None,
+    resume: Annotated[bool, typer.Option(help="go on with the stopped run of --out in "
+                                         "--work: its stages with figures are not run "
+                                         "again")] = False,
     results_md: Annotated[Path | None, typer.Option(help="the RESULTS.md to update")] = None,
 ) -> None:
     """The whole pipeline at scale F, stage by stage, beside its baselines."""
@@ -890,17 +961,18 @@ def main(
     if wanted - set(STAGES):
         raise typer.BadParameter(f"--profile: one of {', '.join(STAGES)}, not "
                                  f"{', '.join(sorted(wanted - set(STAGES)))}")
+    if resume and (work is None or overlap):
+        raise typer.BadParameter("--resume: give the stopped run's --work; an overlapped "
+                                 "run cannot be resumed (its stages ran as one)")
     folder = work or CACHE / f"scale-{scale:g}-{uuid.uuid4().hex[:6]}"
     if folder.parent == CACHE:
         CACHE.mkdir(exist_ok=True)
         (CACHE / ".gitignore").write_text("*\n")
     path = out or RESULTS / f"scale-{scale:g}{'-overlapped' if overlap else ''}.json"
-    try:
-        execute(scale, seed, processes, folder, wanted, baseline_limit, accounts, path, match,
-                overlap)
-    finally:
-        if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
+    execute(scale, seed, processes, folder, wanted, baseline_limit, accounts, path, match,
+            overlap, resume)
+    if not keep:  # a run that stopped keeps its folder, for --resume
+        shutil.rmtree(folder, ignore_errors=True)
     update_results_md(results_md or RESULTS_MD, path.parent)
     console.print(f"figures written to {path}; table in {results_md or RESULTS_MD}")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from bench import scale
 
@@ -98,3 +98,70 @@ def test_the_overlapped_pipeline_runs_at_a_thousandth(
     assert f["ratios"] == {}  # no stage ran alone
     assert "| 0.001 overlapped |" in md.read_text()
     assert not (work / "requests.jsonl").exists() and (work / "events.sqlite").exists()
+
+
+def test_a_stopped_run_resumes_from_the_stage_it_stopped_in(
+        tmp_path: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--resume`: F = 1.0's stages one after another outlast a working session. A run
+    stopped in its project stage (its figures written up to publish) goes on from there:
+    simulate, ingest and publish are not run again, and the rebuild reads the topic that
+    the kept publish wrote."""
+    monkeypatch.setenv("SIJIL_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    out, md, work = tmp_path / "scale-0.001.json", tmp_path / "RESULTS.md", tmp_path / "w"
+    args = ["--scale", "0.001", "--accounts", "5", "--work", str(work), "--out", str(out),
+            "--results-md", str(md), "--baseline-limit", "2000"]
+    first = RUNNER.invoke(scale.app, [*args, "--keep"])
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    whole = orjson.loads(out.read_bytes())
+    stopped = {**whole, "stages": {k: whole["stages"][k]
+                                   for k in ("simulate", "ingest", "publish")}}
+    del stopped["baselines"]
+    out.write_bytes(orjson.dumps(stopped))
+    (work / "projections.sqlite").write_bytes(b"half a rebuild")  # what a stop leaves
+
+    again = RUNNER.invoke(scale.app, [*args, "--resume"])
+    assert again.exit_code == 0, again.output + repr(again.exception)
+    f = orjson.loads(out.read_bytes())
+    s = f["stages"]
+    for kept in ("simulate", "ingest", "publish"):
+        assert s[kept] == whole["stages"][kept], kept
+    assert f["topic"] == whole["topic"] and f["commit"] == whole["commit"]
+    assert s["project"]["events"] == s["publish"]["events"]
+    assert s["project"]["rows"] == whole["stages"]["project"]["rows"]
+    assert s["queries"]["audit_credential"]["audits"] > 0
+    assert set(f["baselines"]) == {"raw_save", "raw_produce", "raw_consume", "sql_insert"}
+    [resumed] = f["resumed"]
+    assert resumed["stages_kept"] == ["ingest", "publish", "simulate"]
+    assert resumed["date"] == whole["date"] and resumed["command"] == whole["command"]
+    assert not work.exists()  # finished, and not kept this time
+
+
+def said(result: Result) -> str:
+    """The CLI's words without the error panel's borders and line breaks."""
+    return " ".join(result.output.replace("│", " ").split())
+
+
+def test_a_run_stopped_in_its_ingest_cannot_resume_without_its_requests(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ingest starts again on an empty store from the requests file; once that file
+    is removed (after a whole ingest) the run says so rather than ingest nothing."""
+    monkeypatch.chdir(tmp_path)  # short paths: the error panel breaks long ones
+    Path("w").mkdir()
+    Path("w/events.sqlite").write_bytes(b"a stopped ingest's rows")
+    Path("s.json").write_bytes(orjson.dumps({"scale": 0.001,
+                                             "stages": {"simulate": {"requests": 9}}}))
+    result = RUNNER.invoke(scale.app, ["--scale", "0.001", "--work", "w", "--out", "s.json",
+                                       "--resume", "--results-md", "R.md"])
+    assert result.exit_code == 2, result.output
+    assert "w/requests.jsonl is gone" in said(result) and "start afresh" in said(result)
+    assert Path("w/events.sqlite").read_bytes() == b"a stopped ingest's rows"
+
+
+def test_resume_needs_the_stopped_runs_results_and_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = RUNNER.invoke(scale.app, ["--scale", "0.001", "--work", "none", "--out",
+                                       "none.json", "--resume"])
+    assert result.exit_code == 2, result.output
+    assert "--resume: needs the run's results file (none.json)" in said(result)
+    assert not Path("none").exists()
