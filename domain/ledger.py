@@ -82,12 +82,15 @@ class Ledger(Application):  # type: ignore[type-arg]
     SNAPSHOT_EVERY: ClassVar[dict[type[Stream], int]] = {
         Establishment: 500, Worker: 200, Account: 200, Unattributed: 500,
     }
-    # Kinds a unit of work keeps once loaded, outside its bounded cache. Establishments:
-    # 241,396 at F = 1.0, about 3 KiB each loaded, while a load is a snapshot and up to
-    # 499 events (2.7-3.9 ms from a store beyond the page cache, bench/RESULTS.md); the
-    # average one is asked for about every 240,000 requests, long after a cache of
-    # 100,000 aggregates that millions of workers pass through has let it go.
-    STAYS_LOADED: ClassVar[tuple[type[Stream], ...]] = (Establishment,)
+    # Kinds a unit of work keeps once loaded, outside its bounded cache, where a cache of
+    # 100,000 aggregates that millions of workers pass through lets them go between two
+    # of their requests (bench/RESULTS.md). Establishments: 241,396 at F = 1.0, about
+    # 3 KiB each loaded, a load a snapshot and up to 499 events (2.7-3.9 ms from a store
+    # beyond the page cache). Accounts: 198,252 at F = 1.0, about 1 KiB each, asked for
+    # by every request's authorization, each login an event on the stream, so a load is
+    # a snapshot and up to 199 scattered events: 27 % of the deciding process's time at
+    # F = 1.0's 45th minute went to loading accounts back.
+    STAYS_LOADED: ClassVar[tuple[type[Stream], ...]] = (Establishment, Account)
 
     def __init__(self, url: str, *, rules: Rules | None = None,
                  table: ThresholdTable | None = None,

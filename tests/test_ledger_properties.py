@@ -94,7 +94,7 @@ def test_reloaded_aggregates_equal_the_state_decisions_saw(tmp_path: Path,
 
 @FAST
 @given(history=histories(), batch=st.integers(1, 40))
-def test_establishments_stay_loaded_while_a_one_aggregate_cache_turns_over(
+def test_establishments_and_accounts_stay_loaded_while_a_one_aggregate_cache_turns_over(
         tmp_path: Path, history: list[dict[str, Any]], batch: int) -> None:
     ledger = fresh_ledger(tmp_path, SnapshottingLedger)
     loaded: list[Stream | None] = []
@@ -112,10 +112,12 @@ def test_establishments_stay_loaded_while_a_one_aggregate_cache_turns_over(
             uow.commit()
     uow.commit()
     assume(uow.kept)
-    # Every establishment was opened by this unit of work: none is loaded back.
-    assert not [a for a in loaded if isinstance(a, Establishment)]
-    assert all(isinstance(a, Establishment) for a in uow.kept.values())
-    assert not [a for a in uow.cache.values() if isinstance(a, Establishment)]
+    kinds = Ledger.STAYS_LOADED
+    assert Establishment in kinds and Account in kinds
+    # Every establishment and account was opened by this unit of work: none is loaded back.
+    assert not [a for a in loaded if isinstance(a, kinds)]
+    assert all(isinstance(a, kinds) for a in uow.kept.values())
+    assert not [a for a in uow.cache.values() if isinstance(a, kinds)]
 
 
 @FAST
