@@ -615,6 +615,12 @@ class Run:
     def has(self, name: str, group: str = "stages") -> bool:
         return name in self.figures.get(group, {})
 
+    def once(self, name: str, measure: Callable[[], dict[str, Any]],
+             group: str = "stages") -> None:
+        """The stage measured unless it has its figures already (a resumed run)."""
+        if not self.has(name, group):
+            self.stage(name, measure(), group)
+
     def save(self) -> None:
         self.figures["ratios"] = ratios(self.figures)
         self.figures["targets"] = targets(self.figures, self.scale)
@@ -685,10 +691,11 @@ def memory_growth(tenths: list[float]) -> float | None:
 def execute(scale: float, seed: int, processes: int, work: Path, profile: set[str],
             baseline_limit: int, accounts: int, out: Path, match: str = "requests",
             overlap: bool = False, resume: bool = False) -> dict[str, Any]:
-    run = resumed_run(scale, out, work) if resume else fresh_run(scale, seed, match, work,
-                                                                  out)
-    url = f"sqlite:///{work / 'events.sqlite'}"
     establishments, leaks = establishments_for(scale, match), leaks_for(scale)
+    run = resumed_run(scale, out, work) if resume else fresh_run(
+        scale, out, work, {"scale": scale, "match": match, "seed": seed, "months": MONTHS,
+                           "establishments_asked": establishments, "leaks_asked": leaks})
+    url = f"sqlite:///{work / 'events.sqlite'}"
     console.rule(f"scale {scale:g}: {establishments:,} establishments x {MONTHS} months, "
                  f"{leaks} leak campaigns")
     if not run.has("simulate"):
@@ -697,8 +704,6 @@ def execute(scale: float, seed: int, processes: int, work: Path, profile: set[st
         run.figures["services_against_seed_002"] = against_seed_002(sim.pop("services"),
                                                                     scale)
         run.stage("simulate", sim)
-    if not run.has("ingest"):
-        restart_store(work)
     with broker(work) as (bootstrap, what):
         run.figures["kafka"] = what
         topic = events_topic(run, bootstrap)
@@ -709,20 +714,16 @@ def execute(scale: float, seed: int, processes: int, work: Path, profile: set[st
             one_after_another(run, work, url, bootstrap, topic, profile, processes)
         kafka_baselines(run, url, bootstrap, topic, baseline_limit)
     store_baselines(run, work, baseline_limit)
-    if not run.has("queries"):
-        run.stage("queries", in_child(queries_stage, str(work), url, accounts, seed,
-                                      profile="queries" in profile))
+    run.once("queries", lambda: in_child(queries_stage, str(work), url, accounts, seed,
+                                         profile="queries" in profile))
     report(run.figures)
     return run.figures
 
 
-def fresh_run(scale: float, seed: int, match: str, work: Path, out: Path) -> Run:
+def fresh_run(scale: float, out: Path, work: Path, asked: dict[str, Any]) -> Run:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    return Run(scale, out, {"scale": scale, "match": match, "commit": source_commit(),
-                            "seed": seed, "months": MONTHS,
-                            "establishments_asked": establishments_for(scale, match),
-                            "leaks_asked": leaks_for(scale), "work": str(work),
+    return Run(scale, out, {**asked, "commit": source_commit(), "work": str(work),
                             "disk_free_gib_at_start": round(
                                 shutil.disk_usage(work).free / 2**30, 1)})
 
@@ -739,6 +740,8 @@ def resumed_run(scale: float, out: Path, work: Path) -> Run:
     if figures.get("scale") != scale or figures.get("pipeline", {}).get("overlapped"):
         raise typer.BadParameter(f"--resume: {out} is not a one-stage-after-another run "
                                  f"at scale {scale:g}")
+    if not figures.get("stages", {}).get("ingest"):
+        restart_store(work)  # before a broker starts: a run that cannot go on says so
     before = {k: figures.pop(k, None) for k in ("date", "command", "machine", "python")}
     figures.setdefault("resumed", []).append(
         {**before, "commit_resumed_at": source_commit(),
@@ -758,14 +761,13 @@ def events_topic(run: Run, bootstrap: str) -> str:
 
 
 def kafka_baselines(run: Run, url: str, bootstrap: str, topic: str, limit: int) -> None:
-    published = run.figures["stages"]["publish"]
-    if not run.has("raw_produce", "baselines"):
-        produce_topic = new_topic(bootstrap, "scale-raw", run.figures["topic"]["partitions"])
-        run.stage("raw_produce", in_child(raw_produce_stage, url, bootstrap, produce_topic,
-                                          min(published["events"], limit)), "baselines")
-    if not run.has("raw_consume", "baselines"):
-        run.stage("raw_consume", in_child(raw_consume_stage, bootstrap, topic, 5000, limit),
-                  "baselines")
+    published = run.figures["stages"]["publish"]["events"]
+    run.once("raw_produce", lambda: in_child(
+        raw_produce_stage, url, bootstrap,
+        new_topic(bootstrap, "scale-raw", run.figures["topic"]["partitions"]),
+        min(published, limit)), "baselines")
+    run.once("raw_consume", lambda: in_child(raw_consume_stage, bootstrap, topic, 5000,
+                                             limit), "baselines")
 
 
 def store_baselines(run: Run, work: Path, limit: int) -> None:
@@ -774,30 +776,27 @@ def store_baselines(run: Run, work: Path, limit: int) -> None:
     transactions = max(1, round(events / done["events"]
                                 * math.ceil(done["requests"] / done["batch_size"])))
     streams = max(1, round(done["streams"] * events / done["events"]))
-    if not run.has("raw_save", "baselines"):
-        run.stage("raw_save", in_child(raw_save_stage, str(work), events, transactions,
-                                       streams), "baselines")
-    if not run.has("sql_insert", "baselines"):
-        run.stage("sql_insert", in_child(sql_insert_stage, str(work),
-                                         min(projected["rows_total"], limit)), "baselines")
+    run.once("raw_save", lambda: in_child(raw_save_stage, str(work), events, transactions,
+                                          streams), "baselines")
+    run.once("sql_insert", lambda: in_child(sql_insert_stage, str(work),
+                                            min(projected["rows_total"], limit)),
+             "baselines")
 
 
 def one_after_another(run: Run, work: Path, url: str, bootstrap: str, topic: str,
                       profile: set[str], processes: int) -> None:
     """Ingest, publish and project, each alone: each rate then sets beside its
     baseline. A stage that has its figures (a resumed run) is not run again."""
-    if not run.has("ingest"):
-        requests = run.figures["stages"]["simulate"]["requests"]
-        run.stage("ingest", in_child(ingest_stage, str(work), url, requests,
-                                     profile="ingest" in profile))
+    stages = run.figures["stages"]
+    run.once("ingest", lambda: in_child(ingest_stage, str(work), url,
+                                        stages["simulate"]["requests"],
+                                        profile="ingest" in profile))
     drop_requests(work)
-    if not run.has("publish"):
-        events = run.figures["stages"]["ingest"]["events"]
-        run.stage("publish", in_child(publish_stage, url, bootstrap, topic, events,
-                                      profile="publish" in profile))
-    if not run.has("project"):
-        run.stage("project", in_child(project_stage, str(work), bootstrap, topic,
-                                      processes, 5000, profile="project" in profile))
+    run.once("publish", lambda: in_child(publish_stage, url, bootstrap, topic,
+                                         stages["ingest"]["events"],
+                                         profile="publish" in profile))
+    run.once("project", lambda: in_child(project_stage, str(work), bootstrap, topic,
+                                         processes, 5000, profile="project" in profile))
 
 
 def restart_store(work: Path) -> None:
