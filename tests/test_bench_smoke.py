@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from typer.testing import CliRunner
 
-from bench import ingest, snapshots
+from bench import ingest, ingest_memory, snapshots
 from domain.envelope import contract_record
 from domain.events import validate_record
 from domain.ledger import Ledger
@@ -65,3 +65,19 @@ def test_the_snapshot_benchmark_builds_a_valid_chained_stream(tmp_path: Path) ->
     kinds = Counter(e.event_type for e in events)
     assert kinds["establishment.worker_joined"] - kinds["establishment.worker_left"] == 200
     assert len(kinds) >= 10
+
+
+def test_the_ingest_memory_benchmark_sets_memory_beside_what_is_held(tmp_path: Path) -> None:
+    """At F = 0.001 the ingest passes 20 batches, so its writer process starts: the
+    benchmark's ledger must write to the same tables as the writer's."""
+    figures = invoke(ingest_memory.app, ["--scale", "0.001"], tmp_path / "memory.json")
+    samples = figures["samples"]
+    assert figures["requests"] > 20 * 500 and len(samples) >= 20
+    for key in ("kept_establishment", "kept_account", "ids_worker"):
+        counts = [s.get(key, 0) for s in samples]
+        assert counts == sorted(counts) and counts[-1] > 0, key  # held once met
+    assert samples[-1]["kept_establishment"] <= figures["establishments"]
+    assert samples[-1]["cached"] <= figures["cache_size"] + 500  # a batch's own may stay
+    assert set(figures["bytes_per_held_aggregate"]) >= {"Account", "Establishment"}
+    assert 100 < figures["bytes_per_stream_id_entry"] < 2000
+    assert figures["explained"]["rss_second_half_over_first"] > 0
