@@ -36,6 +36,7 @@ from bench.common import RESULTS, console, print_table, progress, write_results
 from bench.scale import SEED, establishments_for, in_child, mib, simulate_stage, tree_rss_mib
 from domain.identifiers import account_stream, establishment_stream, worker_stream
 from domain.ingest import ingest
+from domain.known_streams import KnownStreams
 from domain.ledger import Ledger
 from domain.settings import Settings
 from domain.unit_of_work import EventStore, UnitOfWork
@@ -52,9 +53,9 @@ class WatchedLedger(Ledger):
     name = Ledger.name  # the library names a subclass's tables after it otherwise
     uow: UnitOfWork | None = None
 
-    def unit_of_work(self, cache_size: int = 100_000,
-                     store: EventStore | None = None) -> UnitOfWork:
-        self.uow = super().unit_of_work(cache_size, store)
+    def unit_of_work(self, cache_size: int = 100_000, store: EventStore | None = None,
+                     known: KnownStreams | None = None) -> UnitOfWork:
+        self.uow = super().unit_of_work(cache_size, store, known)
         return self.uow
 
 

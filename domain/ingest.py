@@ -58,8 +58,8 @@ def ingest(ledger: Ledger, lines: Iterable[bytes | str], *, batch_size: int = 50
     """`writer_after`: batches written in line before a writer process takes over
     (domain/write_behind.py)."""
     with WriteBehind(ledger, start_after=writer_after) as store:
-        report = _ingest(ledger, ledger.unit_of_work(cache_size, store), lines, batch_size,
-                         strict, progress, on_malformed)
+        uow = ledger.unit_of_work(cache_size, store, known=ledger.known_streams())
+        report = _ingest(ledger, uow, lines, batch_size, strict, progress, on_malformed)
     if progress:  # once all is written
         progress(report.lines)
     return report

@@ -25,6 +25,7 @@ from domain.encoding import MAPPER_TOPIC
 from domain.envelope import contract_record
 from domain.establishment import Establishment
 from domain.integrity import ChainProblem, verify_chain
+from domain.known_streams import KnownStreams
 from domain.nitaqat import ThresholdTable
 from domain.persistence import FACTORY_TOPIC
 from domain.requests import RequestBase
@@ -147,9 +148,14 @@ class Ledger(Application):  # type: ignore[type-arg]
         return due
 
     # -- deciding -------------------------------------------------------------------
-    def unit_of_work(self, cache_size: int = 100_000,
-                     store: EventStore | None = None) -> UnitOfWork:
-        return UnitOfWork(store or self, self.clock, cache_size, self.STAYS_LOADED)
+    def unit_of_work(self, cache_size: int = 100_000, store: EventStore | None = None,
+                     known: KnownStreams | None = None) -> UnitOfWork:
+        return UnitOfWork(store or self, self.clock, cache_size, self.STAYS_LOADED, known)
+
+    def known_streams(self) -> KnownStreams:
+        """The streams already in the store, for a unit of work that will open many:
+        read once (an ingest's start), where a single request would not repay it."""
+        return KnownStreams.of(self.recorder.select_stream_ids())  # type: ignore[attr-defined]
 
     def decide(self, uow: UnitOfWork, request: RequestBase) -> Outcome:
         return decide(uow, request, self.rules, self.table)

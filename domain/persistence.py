@@ -9,7 +9,7 @@ is the only module of `domain/` that knows SQL, and the Ledger reaches it by top
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from threading import Lock
 from typing import Any, TypeVar
@@ -298,6 +298,16 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
         setting says not to. Here, not in the mapper, so that ingest's writer process
         pays for it and every reader above the recorder sees the ledger's own bytes."""
         return compress(state) if self.compressing else state
+
+    def select_stream_ids(self) -> Iterator[UUID]:
+        """Every stream's id, from its first event (the unique index on stream and
+        version covers the read)."""
+        conn = self._connection()
+        table: Table = self.events_record_cls.__table__
+        cursor = conn.execute(f"SELECT originator_id FROM {table.fullname} "
+                              f"WHERE originator_version = {self._mark}", [1])
+        while rows := cursor.fetchmany(10_000):
+            yield from (self._uuid(r[0]) for r in rows)
 
     def _uuid(self, value: object) -> UUID:
         if isinstance(value, UUID):

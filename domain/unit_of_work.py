@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
+from domain.known_streams import KnownStreams
 from domain.streams import Stream
 
 S = TypeVar("S", bound=Stream)
@@ -27,8 +28,10 @@ class EventStore(Protocol):
 class UnitOfWork:
     def __init__(self, store: EventStore, clock: Callable[[], datetime],
                  cache_size: int = 100_000,
-                 stays_loaded: tuple[type[Stream], ...] = ()) -> None:
+                 stays_loaded: tuple[type[Stream], ...] = (),
+                 known: KnownStreams | None = None) -> None:
         self.store = store
+        self.known = known  # streams the store may hold; None: ask it of every stream
         self.clock = clock
         self.cache_size = cache_size
         self.cache: OrderedDict[UUID, Stream | None] = OrderedDict()
@@ -44,14 +47,21 @@ class UnitOfWork:
                 self.cache.move_to_end(stream_id)
                 found = self.cache[stream_id]
             else:
-                found = self.store.load(stream_id)
+                found = self._load(stream_id)
                 self._remember(stream_id, found)
         if found is not None and not isinstance(found, kind):
             raise TypeError(f"stream {stream_id} holds a {type(found).__name__}")
         return found
 
+    def _load(self, stream_id: UUID) -> Stream | None:
+        if self.known is not None and not self.known.may_hold(stream_id):
+            return None  # never opened: nothing to ask the store
+        return self.store.load(stream_id)
+
     def open(self, kind: type[S], stream_id: UUID, envelope: dict[str, Any]) -> S:
         aggregate: S = kind.open(stream_id, envelope, self.clock())
+        if self.known is not None:
+            self.known.add(stream_id)
         self._take_pending(aggregate)
         self._remember(stream_id, aggregate)
         return aggregate

@@ -48,6 +48,10 @@ def test_store_round_trip_and_chain_on_each_backend(store_url: str) -> None:
     assert sum(report.accepted.values()) > 0
     streams = {UUID(r["stream"]) for r in all_records(ledger)}
     assert all(ledger.verify_stream(s) == [] for s in streams)
+    # The next ingest's known streams, read from this backend's store, hold them all.
+    known = ledger.known_streams()
+    assert all(known.may_hold(s) for s in streams)
+    assert not known.may_hold(establishment_stream("9-999999"))
     est = ledger.load(establishment_stream("1-1"))
     assert est is not None and est.file_number == "1-1"
 
