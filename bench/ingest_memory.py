@@ -54,8 +54,8 @@ class WatchedLedger(Ledger):
     uow: UnitOfWork | None = None
 
     def unit_of_work(self, cache_size: int = 100_000, store: EventStore | None = None,
-                     known: KnownStreams | None = None) -> UnitOfWork:
-        self.uow = super().unit_of_work(cache_size, store, known)
+                     known: KnownStreams | None = None, cold_bytes: int = 0) -> UnitOfWork:
+        self.uow = super().unit_of_work(cache_size, store, known, cold_bytes)
         return self.uow
 
 

@@ -18,6 +18,10 @@ from domain.requests import MalformedRequest, parse_request
 from domain.unit_of_work import UnitOfWork
 from domain.write_behind import WriteBehind
 
+# The cold tier's bound: about 2.5 million workers frozen (430 bytes each), which at
+# F = 1.0 would turn more than half of the reloads into thaws (bench/RESULTS.md).
+COLD_BYTES = 1 << 30
+
 
 @dataclass
 class Malformed:
@@ -54,11 +58,14 @@ class IngestReport:
 def ingest(ledger: Ledger, lines: Iterable[bytes | str], *, batch_size: int = 500,
            strict: bool = False, progress: Callable[[int], None] | None = None,
            on_malformed: Callable[[Malformed], None] | None = None,
-           cache_size: int = 100_000, writer_after: int = 20) -> IngestReport:
+           cache_size: int = 100_000, cold_bytes: int = COLD_BYTES,
+           writer_after: int = 20) -> IngestReport:
     """`writer_after`: batches written in line before a writer process takes over
-    (domain/write_behind.py)."""
+    (domain/write_behind.py); `cold_bytes`: what the aggregates let go by the cache may
+    take frozen (domain/cold_tier.py)."""
     with WriteBehind(ledger, start_after=writer_after) as store:
-        uow = ledger.unit_of_work(cache_size, store, known=ledger.known_streams())
+        uow = ledger.unit_of_work(cache_size, store, known=ledger.known_streams(),
+                                  cold_bytes=cold_bytes)
         report = _ingest(ledger, uow, lines, batch_size, strict, progress, on_malformed)
     if progress:  # once all is written
         progress(report.lines)

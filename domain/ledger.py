@@ -149,8 +149,9 @@ class Ledger(Application):  # type: ignore[type-arg]
 
     # -- deciding -------------------------------------------------------------------
     def unit_of_work(self, cache_size: int = 100_000, store: EventStore | None = None,
-                     known: KnownStreams | None = None) -> UnitOfWork:
-        return UnitOfWork(store or self, self.clock, cache_size, self.STAYS_LOADED, known)
+                     known: KnownStreams | None = None, cold_bytes: int = 0) -> UnitOfWork:
+        return UnitOfWork(store or self, self.clock, cache_size, self.STAYS_LOADED, known,
+                          cold_bytes)
 
     def known_streams(self) -> KnownStreams:
         """The streams already in the store, for a unit of work that will open many:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
+from domain.cold_tier import ColdTier
 from domain.known_streams import KnownStreams
 from domain.streams import Stream
 
@@ -29,12 +30,13 @@ class UnitOfWork:
     def __init__(self, store: EventStore, clock: Callable[[], datetime],
                  cache_size: int = 100_000,
                  stays_loaded: tuple[type[Stream], ...] = (),
-                 known: KnownStreams | None = None) -> None:
+                 known: KnownStreams | None = None, cold_bytes: int = 0) -> None:
         self.store = store
         self.known = known  # streams the store may hold; None: ask it of every stream
         self.clock = clock
         self.cache_size = cache_size
         self.cache: OrderedDict[UUID, Stream | None] = OrderedDict()
+        self.cold = ColdTier(cold_bytes)  # what the cache lets go, frozen; 0: nothing
         self.stays_loaded = frozenset(stays_loaded)
         self.kept: dict[UUID, Stream] = {}  # of the kinds that stay loaded: never evicted
         self.pending: list[Stream.Event] = []
@@ -54,6 +56,9 @@ class UnitOfWork:
         return found
 
     def _load(self, stream_id: UUID) -> Stream | None:
+        thawed = self.cold.take(stream_id)
+        if thawed is not None:
+            return thawed
         if self.known is not None and not self.known.may_hold(stream_id):
             return None  # never opened: nothing to ask the store
         return self.store.load(stream_id)
@@ -85,6 +90,7 @@ class UnitOfWork:
         only this batch's: with writes behind (domain/write_behind.py) the failure may be
         an earlier batch's, and later decisions were made on top of it."""
         self.cache.clear()
+        self.cold.clear()
         self.kept.clear()
         self.pending = []
         self.touched = {}
@@ -107,10 +113,13 @@ class UnitOfWork:
             self.kept[stream_id] = aggregate
             self.cache.pop(stream_id, None)
             return
+        self.cold.drop(stream_id)  # an older frozen state would be stale
         self.cache[stream_id] = aggregate
         self.cache.move_to_end(stream_id)
         while len(self.cache) > self.cache_size:
             oldest, _ = next(iter(self.cache.items()))
             if oldest in self.touched:
                 break
-            self.cache.popitem(last=False)
+            _, evicted = self.cache.popitem(last=False)
+            if evicted is not None:
+                self.cold.put(evicted)
