@@ -11,10 +11,12 @@ beside the growth in what is held: if they match, the ingest holds the populatio
 met (establishments, accounts), which the history adds to only as it meets new ones, and
 not the history itself.
 
-    python -m bench.ingest_memory [--scale 0.05] [--cache-size 5000] [--out FILE]
+    python -m bench.ingest_memory [--scale 0.05] [--cache-size 5000] [--cold-mib 51]
+                                  [--out FILE]
 
-`--cache-size` defaults to the scale benchmark's cache (100,000 aggregates) times F, so
-that the cache fills as early in the run, relative to the population, as at F = 1.0.
+`--cache-size` defaults to the scale benchmark's cache (100,000 aggregates) times F and
+`--cold-mib` to the cold tier's bound (domain/ingest.py's COLD_BYTES) times F, so that
+both fill as early in the run, relative to the population, as at F = 1.0.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import typer
 from bench.common import RESULTS, console, print_table, progress, write_results
 from bench.scale import SEED, establishments_for, in_child, mib, simulate_stage, tree_rss_mib
 from domain.identifiers import account_stream, establishment_stream, worker_stream
-from domain.ingest import ingest
+from domain.ingest import COLD_BYTES, ingest
 from domain.known_streams import KnownStreams
 from domain.ledger import Ledger
 from domain.settings import Settings
@@ -90,10 +92,11 @@ STREAM_ID_CACHES = {"ids_" + f.__name__.removesuffix("_stream"): f
                     for f in (establishment_stream, worker_stream, account_stream)}
 
 
-def held(uow: UnitOfWork) -> dict[str, int]:
+def held(uow: UnitOfWork) -> dict[str, int | float]:
     kinds = Counter(type(a).__name__ for a in uow.kept.values())
     return ({"kept_" + kind.lower(): count for kind, count in sorted(kinds.items())}
-            | {"cached": len(uow.cache)}
+            | {"cached": len(uow.cache), "frozen": len(uow.cold),
+               "frozen_mib": round(uow.cold.size / 2**20, 1)}
             | {name: f.cache_info().currsize for name, f in STREAM_ID_CACHES.items()})
 
 
@@ -124,7 +127,7 @@ def bytes_per_kind(uow: UnitOfWork) -> dict[str, float]:
     return out
 
 
-def measure(folder: Path, scale: float, cache_size: int) -> dict[str, Any]:
+def measure(folder: Path, scale: float, cache_size: int, cold_bytes: int) -> dict[str, Any]:
     requests_file = folder / "requests.jsonl"
     # In a process of its own: the simulator's freed memory would otherwise be reused by
     # the ingest, hiding its growth.
@@ -145,9 +148,10 @@ def measure(folder: Path, scale: float, cache_size: int) -> dict[str, Any]:
     with progress() as bar, requests_file.open("rb") as lines:
         task = bar.add_task("ingest (requests)", total=simulated["requests"])
         report = ingest(ledger, lines, batch_size=Settings().ingest_batch_size,
-                        cache_size=cache_size, progress=sample)
+                        cache_size=cache_size, cold_bytes=cold_bytes, progress=sample)
     assert ledger.uow is not None
-    return {"scale": scale, "cache_size": cache_size, "requests": report.decided,
+    return {"scale": scale, "cache_size": cache_size, "cold_bytes": cold_bytes,
+            "requests": report.decided,
             "events": report.events,
             **{k: simulated[k] for k in ("establishments", "workers", "accounts")},
             "store_mib": mib((folder / "events.sqlite").stat().st_size),
@@ -168,6 +172,8 @@ def explain(figures: dict[str, Any]) -> dict[str, Any]:
         elif key.startswith("ids_"):
             ids += (count - middle[key]) * figures["bytes_per_stream_id_entry"]
     return {"rss_growth_second_half_mib": round(last["rss_mib"] - middle["rss_mib"], 1),
+            "frozen_growth_second_half_mib": round(last["frozen_mib"] - middle["frozen_mib"],
+                                                   1),
             "kept_growth_second_half_mib": round(kept / 2**20, 1),
             "stream_id_caches_growth_second_half_mib": round(ids / 2**20, 1),
             "rss_second_half_over_first": round(
@@ -181,9 +187,11 @@ def show(figures: dict[str, Any]) -> None:
               for i in range(11)]
     kinds = sorted({k for s in samples for k in s if k.startswith(("kept_", "ids_"))})
     print_table("ingest memory against what it holds",
-                ["requests", "seconds", "RSS MiB", "tree RSS MiB", *kinds, "cached"],
+                ["requests", "seconds", "RSS MiB", "tree RSS MiB", *kinds, "cached",
+                 "frozen", "frozen MiB"],
                 [(s["requests"], s["seconds"], s["rss_mib"], s["tree_rss_mib"],
-                  *(s.get(k, 0) for k in kinds), s["cached"]) for s in tenths])
+                  *(s.get(k, 0) for k in kinds), s["cached"], s["frozen"], s["frozen_mib"])
+                 for s in tenths])
     console.print(figures["explained"])
     console.print(figures["bytes_per_held_aggregate"])
 
@@ -194,11 +202,14 @@ def main(
                                          min=0.0001, max=1.0)] = 0.05,
     cache_size: Annotated[int | None, typer.Option(
         help="the unit of work's cache (default: 100,000 x F)", min=1)] = None,
+    cold_mib: Annotated[float | None, typer.Option(
+        help="the cold tier's bound in MiB (default: 1 GiB x F)", min=0)] = None,
     out: Annotated[Path | None, typer.Option(help="results file")] = None,
 ) -> None:
     cache = cache_size or max(1, round(CACHE_AT_FULL_SCALE * scale))
+    cold = round(cold_mib * 2**20) if cold_mib is not None else round(COLD_BYTES * scale)
     with tempfile.TemporaryDirectory(prefix="sijil-ingest-memory-") as folder:
-        figures = measure(Path(folder), scale, cache)
+        figures = measure(Path(folder), scale, cache, cold)
     figures["explained"] = explain(figures)
     path = write_results("ingest-memory", figures, out or RESULTS / f"ingest-memory-{scale:g}.json")
     show(figures)

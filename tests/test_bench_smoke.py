@@ -78,6 +78,8 @@ def test_the_ingest_memory_benchmark_sets_memory_beside_what_is_held(tmp_path: P
         assert counts == sorted(counts) and counts[-1] > 0, key  # held once met
     assert samples[-1]["kept_establishment"] <= figures["establishments"]
     assert samples[-1]["cached"] <= figures["cache_size"] + 500  # a batch's own may stay
+    # The cache (100,000 x F = 100) lets aggregates go into the cold tier, within its bound.
+    assert 0 < samples[-1]["frozen_mib"] * 2**20 <= figures["cold_bytes"]
     assert set(figures["bytes_per_held_aggregate"]) >= {"Account", "Establishment"}
     assert 100 < figures["bytes_per_stream_id_entry"] < 2000
     assert figures["explained"]["rss_second_half_over_first"] > 0
