@@ -18,8 +18,9 @@ from domain.requests import MalformedRequest, parse_request
 from domain.unit_of_work import UnitOfWork
 from domain.write_behind import WriteBehind
 
-# The cold tier's bound: about 2.5 million workers frozen (430 bytes each), which at
-# F = 1.0 would turn more than half of the reloads into thaws (bench/RESULTS.md).
+# The cold tier's bound: about 1.5 million workers frozen (430 bytes each and 280 of
+# bookkeeping), which at F = 1.0 turns about half of the reloads into thaws (an LRU
+# replay of the requests: bench/RESULTS.md).
 COLD_BYTES = 1 << 30
 
 

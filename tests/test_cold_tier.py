@@ -18,7 +18,7 @@ from domain.requests import parse_request
 from domain.streams import Stream
 from domain.worker import Worker
 from tests.strategies import histories
-from tests.test_ledger_properties import FAST, all_records, fresh_ledger, lines
+from tests.test_ledger_properties import FAST, all_records, fresh_ledger, lines, spy_on_loads
 
 
 def full_state(aggregate: Stream) -> dict[str, Any]:
@@ -99,14 +99,7 @@ def test_a_one_aggregate_cache_over_a_cold_tier_records_the_same_and_never_reloa
     """Every stream is opened by this ingest, so with the known streams and the tier
     nothing needs the store: an aggregate let go by the cache comes back thawed."""
     plain, tiered = fresh_ledger(tmp_path), fresh_ledger(tmp_path)
-    reloaded: list[UUID] = []
-    real = tiered.load
-
-    def loading(stream_id: UUID) -> Stream | None:
-        reloaded.append(stream_id)
-        return real(stream_id)
-
-    tiered.load = loading  # type: ignore[method-assign]
+    reloaded = spy_on_loads(tiered)
     a = ingest(plain, lines(history), batch_size=batch)
     b = ingest(tiered, lines(history), batch_size=batch, cache_size=1, cold_bytes=1 << 24)
     assert (a.accepted, a.refused, a.rules) == (b.accepted, b.refused, b.rules)

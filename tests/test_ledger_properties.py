@@ -70,6 +70,19 @@ def all_records(ledger: Ledger) -> list[dict[str, Any]]:
     return records
 
 
+def spy_on_loads(ledger: Ledger) -> list[Stream | None]:
+    """What each load from the ledger's store returned, in order (the real store)."""
+    found: list[Stream | None] = []
+    real = ledger.load
+
+    def loading(stream_id: UUID) -> Stream | None:
+        found.append(real(stream_id))
+        return found[-1]
+
+    ledger.load = loading  # type: ignore[method-assign]
+    return found
+
+
 def state(aggregate: Stream) -> dict[str, Any]:
     return {k: v for k, v in vars(aggregate).items() if k != "_pending_events"}
 
@@ -100,14 +113,7 @@ def test_reloaded_aggregates_equal_the_state_decisions_saw(tmp_path: Path,
 def test_establishments_and_accounts_stay_loaded_while_a_one_aggregate_cache_turns_over(
         tmp_path: Path, history: list[dict[str, Any]], batch: int) -> None:
     ledger = fresh_ledger(tmp_path, SnapshottingLedger)
-    loaded: list[Stream | None] = []
-    real = ledger.load
-
-    def counting(stream_id: UUID) -> Stream | None:
-        loaded.append(real(stream_id))
-        return loaded[-1]
-
-    ledger.load = counting  # type: ignore[method-assign]
+    loaded = spy_on_loads(ledger)
     uow = ledger.unit_of_work(cache_size=1)
     for n, line in enumerate(lines(history), start=1):
         ledger.decide(uow, parse_request(line))
@@ -140,14 +146,7 @@ def test_batched_ingest_records_what_one_at_a_time_records(tmp_path: Path,
 def test_an_ingest_cut_in_two_records_what_one_records_without_loading_absent_streams(
         tmp_path: Path, history: list[dict[str, Any]], cut: int) -> None:
     whole, halves = fresh_ledger(tmp_path), fresh_ledger(tmp_path)
-    found: list[Stream | None] = []
-    real = halves.load
-
-    def loading(stream_id: UUID) -> Stream | None:
-        found.append(real(stream_id))
-        return found[-1]
-
-    halves.load = loading  # type: ignore[method-assign]
+    found = spy_on_loads(halves)
     ingest(whole, lines(history))
     ingest(halves, lines(history[:cut]))
     ingest(halves, lines(history[cut:]))
