@@ -85,9 +85,10 @@ class ColdTier:
         return len(self._frozen)
 
     def put(self, aggregate: Stream) -> None:
+        """One the cache let go: never also here (the unit of work drops a frozen state
+        whenever it holds the stream again)."""
         if self.limit_bytes <= 0:
             return
-        self.drop(aggregate.id)
         frozen = freeze(aggregate, self.shapes)
         self._frozen[aggregate.id] = (type(aggregate), frozen)
         self.size += len(frozen) + ENTRY_BYTES
@@ -97,17 +98,14 @@ class ColdTier:
 
     def take(self, stream_id: UUID) -> Stream | None:
         """The aggregate thawed, and no longer held here (the cache holds it again)."""
-        found = self._frozen.pop(stream_id, None)
-        if found is None:
-            return None
-        kind, frozen = found
-        self.size -= len(frozen) + ENTRY_BYTES
-        return thaw(kind, stream_id, frozen, self.shapes)
+        found = self.drop(stream_id)
+        return None if found is None else thaw(found[0], stream_id, found[1], self.shapes)
 
-    def drop(self, stream_id: UUID) -> None:
+    def drop(self, stream_id: UUID) -> tuple[type[Stream], bytes] | None:
         found = self._frozen.pop(stream_id, None)
         if found is not None:
             self.size -= len(found[1]) + ENTRY_BYTES
+        return found
 
     def clear(self) -> None:
         self._frozen.clear()
