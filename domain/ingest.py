@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from domain.collector import BatchCollector, frozen_between_batches
 from domain.decide import Outcome
 from domain.ledger import Ledger
 from domain.requests import MalformedRequest, parse_request
@@ -63,8 +64,11 @@ def ingest(ledger: Ledger, lines: Iterable[bytes | str], *, batch_size: int = 50
            writer_after: int = 20) -> IngestReport:
     """`writer_after`: batches written in line before a writer process takes over
     (domain/write_behind.py); `cold_bytes`: what the aggregates let go by the cache may
-    take frozen (domain/cold_tier.py)."""
-    with WriteBehind(ledger, start_after=writer_after) as store:
+    take frozen (domain/cold_tier.py). The cycle collector runs between batches only
+    (domain/collector.py): the aggregates, caches and cold tier an ingest keeps are
+    millions of objects at F = 1.0, and its own thresholds walked them all again and
+    again."""
+    with WriteBehind(ledger, start_after=writer_after) as store, frozen_between_batches():
         uow = ledger.unit_of_work(cache_size, store, known=ledger.known_streams(),
                                   cold_bytes=cold_bytes)
         report = _ingest(ledger, uow, lines, batch_size, strict, progress, on_malformed)
@@ -76,7 +80,7 @@ def ingest(ledger: Ledger, lines: Iterable[bytes | str], *, batch_size: int = 50
 def _ingest(ledger: Ledger, uow: UnitOfWork, lines: Iterable[bytes | str], batch_size: int,
             strict: bool, progress: Callable[[int], None] | None,
             on_malformed: Callable[[Malformed], None] | None) -> IngestReport:
-    report = IngestReport()
+    report, collector = IngestReport(), BatchCollector()
     pending = 0
     for number, line in enumerate(lines, start=1):
         report.lines = number
@@ -97,6 +101,7 @@ def _ingest(ledger: Ledger, uow: UnitOfWork, lines: Iterable[bytes | str], batch
         pending += 1
         if pending >= batch_size:
             uow.commit()
+            collector.after_batch()
             pending = 0
             if progress:
                 progress(number)

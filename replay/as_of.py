@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.collector import collector_paused
 from projections.catalog import with_requirements
 from projections.rows import MemoryRows, fold_all
-from replay.collector import collector_paused
 
 Record = dict[str, Any]
 STATE = with_requirements(["establishments", "permits", "workers", "trail"])

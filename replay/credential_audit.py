@@ -47,13 +47,13 @@ from typing import Any
 
 from sqlalchemy import Engine, Select, and_, select
 
+from domain.collector import collector_paused
 from domain.context import iso, parse_iso
 from domain.fraud import Detector, FraudSettings, Scored, request_establishment
 from domain.ledger import Ledger
 from domain.persistence import ACCOUNT_CREDENTIALS, EVENT_INDEX
 from projections.account_requests import NAMELESS
 from projections.fraud_verdicts import LiveVerdicts
-from replay.collector import collector_paused
 
 Record = dict[str, Any]
 

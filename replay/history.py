@@ -16,10 +16,10 @@ from sqlalchemy import and_, bindparam, func, select
 
 from consumers.codec import decode
 from consumers.inspection import committed_messages
+from domain.collector import collector_paused
 from domain.identifiers import establishment_stream
 from domain.ledger import Ledger
 from domain.persistence import EVENT_INDEX, read_apart
-from replay.collector import collector_paused
 
 Record = dict[str, Any]
 

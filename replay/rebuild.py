@@ -42,11 +42,10 @@ and sets each part's offsets to its own cut — still one transaction.
 from __future__ import annotations
 
 import contextlib
-import gc
 import multiprocessing
 import queue
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -77,6 +76,7 @@ from consumers.offsets import (
 )
 from consumers.projection_runner import GROUP, ProjectionHandler
 from consumers.runtime import MERGE_CONSUMER_OPTIONS, Delivery, PositionMerge
+from domain.collector import BatchCollector, frozen_between_batches
 from projections.catalog import ALL, BY_NAME
 from projections.database import projections_engine
 from projections.rows import Projection
@@ -327,7 +327,7 @@ class Rebuild:
 
     def _build(self, part: Part, progress: Progress | None, idle_ms: int,
                complete: Complete | None = None) -> None:
-        with _frozen_between_batches():
+        with frozen_between_batches():
             self._build_batches(part, progress, idle_ms, complete)
 
     def _build_batches(self, part: Part, progress: Progress | None, idle_ms: int,
@@ -552,45 +552,6 @@ class Rebuild:
             self.conn.close()
             self.conn = None
         self.engine.dispose()
-
-
-@contextlib.contextmanager
-def _frozen_between_batches() -> Iterator[None]:
-    """While building, the cycle collector runs only as `BatchCollector` says, instead
-    of on its own thresholds: those fire many times a batch, and each full pass walks
-    what outlives batches — the handler's cache of up to `cache_rows` rows — and the
-    batch's records again; that was a quarter of a rebuild's time. What was frozen is
-    handed back to the collector at the end (unless the process had frozen objects of
-    its own, which cannot be told apart)."""
-    frozen_before, enabled = gc.get_freeze_count(), gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if frozen_before == 0:
-            gc.unfreeze()
-        if enabled:
-            gc.enable()
-
-
-class BatchCollector:
-    """After each batch its survivors are frozen (so no pass walks them again), and one
-    batch in `every` is first searched for garbage cycles. Rows and records hold no
-    cycles, so a search finds none (none in a whole F = 0.01 rebuild: 62 searches, 0
-    objects) and searching every batch was 5-6 % of a rebuild's CPU, spent walking the
-    batch's new cached rows and kept fraud states. Once a search finds a cycle, every
-    batch is searched, as before: what a cycle-making change leaves frozen is at most
-    `every` batches' cycles, and the collector gets them back at the end."""
-
-    def __init__(self, every: int = 20) -> None:
-        self.every = every
-        self.batches = 0
-
-    def after_batch(self) -> None:
-        self.batches += 1
-        if self.batches % self.every == 0 and gc.collect(0):
-            self.every = 1
-        gc.freeze()
 
 
 def _build_in_child(settings: dict[str, Any], names: tuple[str, ...], slot: int,

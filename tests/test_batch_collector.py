@@ -1,16 +1,23 @@
-"""The rebuild's cycle collection (replay/rebuild.py, `BatchCollector`): a sample of the
-batches is searched for garbage cycles, and once one is found every batch is, so a
-change that makes cycles costs memory for a few batches at most, not for the build."""
+"""Cycle collection between batches (domain/collector.py, `BatchCollector`, used by the
+rebuild and the ingest): a sample of the batches is searched for garbage cycles, and
+once one is found every batch is, so a change that makes cycles costs memory for a few
+batches at most, not for the whole run."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
 
-from replay.rebuild import BatchCollector
+from domain.collector import BatchCollector
+from domain.ingest import ingest
+from tests.strategies import histories
+from tests.test_ledger_properties import FAST, fresh_ledger, lines
 
 
 @pytest.fixture
@@ -56,3 +63,18 @@ def test_a_cycle_found_by_a_search_makes_every_batch_searched(collector_off: Non
     again = _cycle()
     collector.after_batch()  # now every batch is searched: collected, not frozen
     assert again() is None
+
+
+@FAST
+@given(history=histories())
+def test_an_ingest_collects_between_batches_only_and_gives_the_collector_back(
+        tmp_path: Path, history: list[dict[str, Any]]) -> None:
+    """Between two batches the collector is off and what the batches built is frozen;
+    once the ingest returns, the collector is back on and holds everything again."""
+    enabled, seen = gc.isenabled(), []
+    ingest(fresh_ledger(tmp_path), lines(history), batch_size=2,
+           progress=lambda n: seen.append((gc.isenabled(), gc.get_freeze_count())))
+    between, after = seen[:-1], seen[-1]
+    assert len(between) == len(history) // 2
+    assert all(not on and frozen > 0 for on, frozen in between)
+    assert after == (enabled, 0)
