@@ -8,6 +8,7 @@ every step are on the record.
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -20,7 +21,17 @@ Channel = Literal["portal", "office", "api", "integration"]
 AuthMethod = Literal["password", "password_otp", "national_sso", "certificate"]
 
 
-def _check_ip(value: str) -> str:
+# A dotted quad without leading zeros, in ASCII digits: what `ipaddress` would print
+# back, so most requests' addresses pass without building an IPv4Address (that took 6 %
+# of the ingest's deciding process at F = 1.0, py-spy, session 15).
+_DOTTED_QUAD = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                          r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+
+
+def normal_ip(value: str) -> str:
+    """The address as `ipaddress` spells it; ValueError when it is not one."""
+    if _DOTTED_QUAD.fullmatch(value):
+        return value
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
@@ -31,7 +42,7 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-IpAddress = Annotated[str, AfterValidator(_check_ip)]
+IpAddress = Annotated[str, AfterValidator(normal_ip)]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 ShortText = Annotated[str, Field(min_length=1, max_length=128)]
 

@@ -14,7 +14,6 @@ chain carries no floats), booleans are booleans, and dates are ISO 8601 strings
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -32,7 +31,7 @@ from pydantic import (
 )
 
 from domain.catalogue import SERVICE_CODES
-from domain.context import AuthMethod, Channel, Role, ShortText
+from domain.context import AuthMethod, Channel, Role, ShortText, normal_ip
 from domain.identifiers import IdKind
 from domain.nitaqat import Band, SizeCategory
 from domain.requests import Code, Email, Month, Nationality, SaudiCategory
@@ -59,10 +58,7 @@ def _not_bool(value: Any) -> Any:
 
 
 def _check_ip(value: str) -> str:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError("not an IPv4 or IPv6 address") from None
+    normal_ip(value)  # the contract keeps the address as recorded
     return value
 
 
