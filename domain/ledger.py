@@ -158,6 +158,11 @@ class Ledger(Application):  # type: ignore[type-arg]
         read once (an ingest's start), where a single request would not repay it."""
         return KnownStreams.of(self.recorder.select_stream_ids())  # type: ignore[attr-defined]
 
+    def keep_pages(self, mib: int) -> None:
+        """For the one process that writes the store, as the ingest's writer does
+        (domain/write_behind.py): its store pages kept in its own memory."""
+        self.recorder.keep_pages(mib)  # type: ignore[attr-defined]
+
     def decide(self, uow: UnitOfWork, request: RequestBase) -> Outcome:
         return decide(uow, request, self.rules, self.table)
 

@@ -9,6 +9,7 @@ is the only module of `domain/` that knows SQL, and the Ledger reaches it by top
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from threading import Lock
@@ -30,6 +31,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    event,
     insert,
     inspect,
     select,
@@ -232,6 +234,22 @@ class CoreApplicationRecorder(_CoreSelect, SQLAlchemyApplicationRecorder):
         super().create_table()
         INDEX_METADATA.create_all(self.datastore.engine)
         _migrate_indexes(self.datastore.engine)
+
+    def keep_pages(self, mib: int) -> None:
+        """SQLite: each connection opened from now on keeps up to `mib` MiB of the store's
+        pages (SQLite's default is 2 MiB). For the process that writes the store alone,
+        the ingest's writer: each event writes a leaf of each of the store's B-trees, at
+        random places, and on a machine that pages out file pages unread for a minute
+        (this one: DAMON reclaim, bench/RESULTS.md) the F = 1.0 ingest's writer read
+        those leaves back from the disk. A process's own memory is not paged out that way,
+        and a connection's pages stay valid across its own commits (WAL); another
+        writer's commit would empty them."""
+        engine = self.datastore.engine
+        if engine.dialect.name != "sqlite":
+            return
+        event.listen(engine, "connect", functools.partial(_cache_size, kib=mib * 1024))
+        engine.dispose()  # the connections opened so far are opened again, with it
+
     def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
                              topics: Sequence[str] = (), *,
                              inclusive_of_start: bool = True) -> list[Notification]:
@@ -376,6 +394,12 @@ _INDEX_INSERT = (f"INSERT INTO {EVENT_INDEX.name} (position, {', '.join(_INDEX_C
                  f"VALUES ({', '.join(['?'] * (len(_INDEX_COLUMNS) + 1))})")
 _PAIR_INSERT = (f"INSERT INTO {ACCOUNT_CREDENTIALS.name} (account_id, credential_id) "
                 f"VALUES (?, ?) ON CONFLICT DO NOTHING")
+
+
+def _cache_size(dbapi_connection: Any, _record: Any, kib: int) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA cache_size = -{int(kib)}")  # negative: KiB, not pages
+    cursor.close()
 
 
 def _credential_pairs(index: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ from uuid import UUID
 
 from domain.ledger import Batch, Ledger
 from domain.persistence import shared_by_processes
+from domain.settings import Settings
 from domain.streams import Stream
 
 
@@ -46,6 +47,7 @@ def _write_batches(url: str, conn: Connection) -> None:
     """The writer process: write each batch received, answer each with None or the
     failure, and after a failure write nothing more."""
     ledger = Ledger(url)
+    ledger.keep_pages(Settings().store_writer_cache_mib)
     with contextlib.suppress(EOFError):  # the deciding process ended without a goodbye
         _serve(ledger, conn)
 

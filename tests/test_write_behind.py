@@ -57,3 +57,14 @@ def test_a_failed_write_is_raised_and_nothing_after_it_is_written(
             store.commit(*later)
         store.flush()
     assert len(all_records(ledger)) == len(batches[0][0])
+
+
+def test_a_store_told_to_keep_pages_keeps_them_on_every_connection(tmp_path: Path) -> None:
+    """The writer process's connections, those opened before the call included (the
+    ledger opens one to create its tables)."""
+    ledger = fresh_ledger(tmp_path)
+    ledger.keep_pages(64)
+    assert ledger.snapshots is not None
+    for recorder in (ledger.recorder, ledger.snapshots.recorder):
+        with recorder.datastore.engine.connect() as conn:  # type: ignore[attr-defined]
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -64 * 1024
