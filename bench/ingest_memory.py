@@ -15,7 +15,7 @@ not the history itself.
                                   [--out FILE]
 
 `--cache-size` defaults to the scale benchmark's cache (100,000 aggregates) times F and
-`--cold-mib` to the cold tier's bound (domain/ingest.py's COLD_BYTES) times F, so that
+`--cold-mib` to the cold tier's bound (SIJIL_INGEST_COLD_MIB, 4 GiB) times F, so that
 both fill as early in the run, relative to the population, as at F = 1.0.
 """
 
@@ -37,7 +37,7 @@ import typer
 from bench.common import RESULTS, console, print_table, progress, write_results
 from bench.scale import SEED, establishments_for, in_child, mib, simulate_stage, tree_rss_mib
 from domain.identifiers import account_stream, establishment_stream, worker_stream
-from domain.ingest import COLD_BYTES, ingest
+from domain.ingest import cold_tier_bytes, ingest
 from domain.known_streams import KnownStreams
 from domain.ledger import Ledger
 from domain.settings import Settings
@@ -203,11 +203,11 @@ def main(
     cache_size: Annotated[int | None, typer.Option(
         help="the unit of work's cache (default: 100,000 x F)", min=1)] = None,
     cold_mib: Annotated[float | None, typer.Option(
-        help="the cold tier's bound in MiB (default: 1 GiB x F)", min=0)] = None,
+        help="the cold tier's bound in MiB (default: SIJIL_INGEST_COLD_MIB x F)", min=0)] = None,
     out: Annotated[Path | None, typer.Option(help="results file")] = None,
 ) -> None:
     cache = cache_size or max(1, round(CACHE_AT_FULL_SCALE * scale))
-    cold = round(cold_mib * 2**20) if cold_mib is not None else round(COLD_BYTES * scale)
+    cold = round(cold_mib * 2**20) if cold_mib is not None else round(cold_tier_bytes() * scale)
     with tempfile.TemporaryDirectory(prefix="sijil-ingest-memory-") as folder:
         figures = measure(Path(folder), scale, cache, cold)
     figures["explained"] = explain(figures)

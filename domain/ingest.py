@@ -16,13 +16,17 @@ from domain.collector import BatchCollector, frozen_between_batches
 from domain.decide import Outcome
 from domain.ledger import Ledger
 from domain.requests import MalformedRequest, parse_request
+from domain.settings import Settings
 from domain.unit_of_work import UnitOfWork
 from domain.write_behind import WriteBehind
 
-# The cold tier's bound: about 1.5 million workers frozen (430 bytes each and 280 of
-# bookkeeping), which at F = 1.0 turns about half of the reloads into thaws (an LRU
-# replay of the requests: bench/RESULTS.md).
-COLD_BYTES = 1 << 30
+
+def cold_tier_bytes() -> int:
+    """The cold tier's bound (SIJIL_INGEST_COLD_MIB): by default every worker of F = 1.0
+    frozen, so that no worker the cache lets go is read back from the store (with 1 GiB,
+    about 1.5 million of the 3.97 million, F = 1.0's deciding process waited on the disk
+    from its 45th minute: bench/RESULTS.md)."""
+    return Settings().ingest_cold_mib * 2**20
 
 
 @dataclass
@@ -60,17 +64,18 @@ class IngestReport:
 def ingest(ledger: Ledger, lines: Iterable[bytes | str], *, batch_size: int = 500,
            strict: bool = False, progress: Callable[[int], None] | None = None,
            on_malformed: Callable[[Malformed], None] | None = None,
-           cache_size: int = 100_000, cold_bytes: int = COLD_BYTES,
+           cache_size: int = 100_000, cold_bytes: int | None = None,
            writer_after: int = 20) -> IngestReport:
     """`writer_after`: batches written in line before a writer process takes over
     (domain/write_behind.py); `cold_bytes`: what the aggregates let go by the cache may
-    take frozen (domain/cold_tier.py). The cycle collector runs between batches only
-    (domain/collector.py): the aggregates, caches and cold tier an ingest keeps are
-    millions of objects at F = 1.0, and its own thresholds walked them all again and
-    again."""
+    take frozen (domain/cold_tier.py; None: the setting). The cycle collector runs
+    between batches only (domain/collector.py): the aggregates, caches and cold tier an
+    ingest keeps are millions of objects at F = 1.0, and its own thresholds walked them
+    all again and again."""
+    cold = cold_tier_bytes() if cold_bytes is None else cold_bytes
     with WriteBehind(ledger, start_after=writer_after) as store, frozen_between_batches():
         uow = ledger.unit_of_work(cache_size, store, known=ledger.known_streams(),
-                                  cold_bytes=cold_bytes)
+                                  cold_bytes=cold)
         report = _ingest(ledger, uow, lines, batch_size, strict, progress, on_malformed)
     if progress:  # once all is written
         progress(report.lines)

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     # the page cache of this machine did not keep.
     store_writer_cache_mib: int = Field(
         default=2048, ge=2, description="SQLite page cache of the ingest's writer, MiB")
+    # The ingest's cold tier (domain/cold_tier.py): workers the cache lets go, frozen.
+    # F = 1.0 has 3.97 million workers at about 710 bytes each with the tier's
+    # bookkeeping (2.7 GiB); a worker not kept is read back from the store months later.
+    ingest_cold_mib: int = Field(
+        default=4096, ge=0, description="the ingest's cold tier of frozen aggregates, MiB")
 
     def kafka_compression_type(self) -> str | None:
         """The codec as Kafka clients take it: None for no compression."""

@@ -16,6 +16,7 @@ from domain.cold_tier import ColdTier, Shapes, freeze, thaw
 from domain.ingest import ingest
 from domain.requests import parse_request
 from domain.streams import Stream
+from domain.unit_of_work import UnitOfWork
 from domain.worker import Worker
 from tests.strategies import histories
 from tests.test_ledger_properties import FAST, all_records, fresh_ledger, lines, spy_on_loads
@@ -112,3 +113,23 @@ def _worker(n: int, name: str) -> Worker:
     vars(w).update(_id=UUID(int=n + 1), _version=1, _created_on=None, _modified_on=None,
                    _pending_events=[], worker_id=name)
     return w
+
+
+@pytest.mark.parametrize(("given_bytes", "expected"), [(None, 3 * 2**20), (5, 5)])
+def test_an_ingests_cold_tier_is_bounded_by_the_setting_unless_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given_bytes: int | None,
+        expected: int) -> None:
+    """The operator sizes the tier (SIJIL_INGEST_COLD_MIB) to the population: at
+    F = 1.0 a tier too small for every worker sends them back to the store."""
+    monkeypatch.setenv("SIJIL_INGEST_COLD_MIB", "3")
+    ledger = fresh_ledger(tmp_path)
+    made: list[UnitOfWork] = []
+    real = ledger.unit_of_work
+
+    def keeping(*args: Any, **kwargs: Any) -> UnitOfWork:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(ledger, "unit_of_work", keeping)
+    ingest(ledger, lines([]), cold_bytes=given_bytes)
+    assert [uow.cold.limit_bytes for uow in made] == [expected]
